@@ -1,0 +1,1 @@
+"""mynumber: Japan's My Number system, open source."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Protocol
 
-__all__ = ["Clock", "FixedClock", "SystemClock", "JST"]
+__all__ = ["JST", "Clock", "FixedClock", "SystemClock"]
 
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
 

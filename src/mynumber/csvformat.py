@@ -6,7 +6,7 @@ items the register keeps for foreign residents (住基法30条の45).
 
 from __future__ import annotations
 
-__all__ = ["FOREIGN_COLUMNS", "RESIDENT_COLUMNS", "REQUIRED_COLUMNS"]
+__all__ = ["FOREIGN_COLUMNS", "REQUIRED_COLUMNS", "RESIDENT_COLUMNS"]
 
 RESIDENT_COLUMNS: tuple[str, ...] = (
     "resident_code",

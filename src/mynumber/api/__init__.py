@@ -1,0 +1,1 @@
+"""HTTP adapters: the FastAPI application, problem+json, staff tokens, idempotency."""

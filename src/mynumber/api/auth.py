@@ -1,0 +1,75 @@
+"""Staff bearer tokens with role scopes. Tokens are stored only as SHA-256 digests."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["SCOPES", "Staff", "TokenStore"]
+
+SCOPES = {
+    "municipality:read": "read the resident register",
+    "municipality:write": "record births, moves, deaths and other events; import",
+    "jlis:query": "five-item queries and number verification (authorised agencies)",
+    "jlis:admin": "change a leaked individual number",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Staff:
+    name: str
+    scopes: frozenset[str]
+
+
+class TokenStore:
+    """Tokens in `tokens.json` under the data dir, as digests; the token itself is shown once."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._mtime = -1.0
+        self._by_digest: dict[str, Staff] = {}
+
+    def _load(self) -> None:
+        try:
+            mtime = self._path.stat().st_mtime
+        except FileNotFoundError:
+            self._by_digest = {}
+            return
+        if mtime == self._mtime:
+            return
+        data = json.loads(self._path.read_text())
+        self._by_digest = {
+            t["digest"]: Staff(t["name"], frozenset(t["scopes"])) for t in data.get("tokens", [])
+        }
+        self._mtime = mtime
+
+    def create(self, name: str, scopes: list[str]) -> str:
+        unknown = set(scopes) - set(SCOPES)
+        if unknown:
+            raise ValueError(f"unknown scope(s): {', '.join(sorted(unknown))}")
+        token = "mnt_" + secrets.token_urlsafe(32)
+        data = json.loads(self._path.read_text()) if self._path.exists() else {"tokens": []}
+        data["tokens"].append({"name": name, "scopes": sorted(scopes), "digest": _digest(token)})
+        tmp = self._path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1)
+        tmp.replace(self._path)
+        return token
+
+    def check(self, token: str) -> Staff | None:
+        self._load()
+        digest = _digest(token)
+        for known, staff in self._by_digest.items():
+            if hmac.compare_digest(known, digest):
+                return staff
+        return None
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

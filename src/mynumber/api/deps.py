@@ -1,0 +1,90 @@
+"""Dependencies shared by the role routers: the platform, staff scopes, idempotency keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from mynumber.api.auth import Staff, TokenStore
+from mynumber.errors import AuthError, ForbiddenError, ValidationError
+from mynumber.platform import Platform
+
+__all__ = ["IdempotencyKey", "OptionalIdempotencyKey", "get_platform", "require"]
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+def require(scope: str) -> Callable[..., Staff]:
+    """A dependency that admits a staff token carrying `scope`."""
+
+    def check(
+        request: Request,
+        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Staff:
+        tokens: TokenStore = request.app.state.tokens
+        staff = tokens.check(creds.credentials) if creds else None
+        if staff is None:
+            raise AuthError(
+                "auth.token",
+                "A valid staff bearer token is required.",
+                "有効な職員トークン（Bearer）が必要です。",
+            )
+        if scope not in staff.scopes:
+            raise ForbiddenError(
+                "auth.scope",
+                f"This token lacks the scope {scope}.",
+                f"このトークンには権限 {scope} がありません。",
+                extra={"required_scope": scope},
+            )
+        return staff
+
+    return check
+
+
+def _key(value: str | None, required: bool) -> str | None:
+    if value is None:
+        if required:
+            raise ValidationError(
+                "idempotency.key_required",
+                "Send an Idempotency-Key header with every request that changes state.",
+                "状態を変更する要求には Idempotency-Key ヘッダーが必要です。",
+                field="Idempotency-Key",
+                status=400,
+            )
+        return None
+    if not (1 <= len(value) <= 200) or not value.isascii() or not value.isprintable():
+        raise ValidationError(
+            "idempotency.key_invalid",
+            "An Idempotency-Key is 1–200 printable ASCII characters.",
+            "Idempotency-Key は1〜200文字の印字可能なASCII文字です。",
+            field="Idempotency-Key",
+            status=400,
+        )
+    return value
+
+
+def _required_key(
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> str:
+    key = _key(idempotency_key, True)
+    assert key is not None
+    return key
+
+
+def _optional_key(
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> str | None:
+    return _key(idempotency_key, False)
+
+
+IdempotencyKey = Annotated[str, Depends(_required_key)]
+OptionalIdempotencyKey = Annotated[str | None, Depends(_optional_key)]
+PlatformDep = Annotated[Platform, Depends(get_platform)]

@@ -1,0 +1,412 @@
+"""The `mynumber` command line (Typer + Rich). Commands are thin: they parse, call a service,
+and print. Errors name the row and field, in Japanese and English, and exit non-zero."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from mynumber.config import Settings
+from mynumber.errors import MynumberError
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="mynumber — Japan's My Number system."
+)
+number_app = typer.Typer(
+    no_args_is_help=True, help="Check individual, corporate, resident and municipality numbers."
+)
+import_app = typer.Typer(no_args_is_help=True, help="Import data (residents CSV).")
+export_app = typer.Typer(no_args_is_help=True, help="Export data (residents CSV).")
+token_app = typer.Typer(no_args_is_help=True, help="Staff bearer tokens.")
+municipality_app = typer.Typer(no_args_is_help=True, help="Municipalities of this deployment.")
+app.add_typer(number_app, name="number")
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
+app.add_typer(token_app, name="token")
+app.add_typer(municipality_app, name="municipality")
+
+out = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", envvar="MYNUMBER_DATA_DIR", help="Where this deployment keeps its data."
+    ),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="MYNUMBER_DATABASE_URL",
+        help="PostgreSQL URL (default: SQLite files).",
+    ),
+]
+
+
+def settings_for(data_dir: Path | None, database_url: str | None) -> Settings:
+    values: dict[str, Any] = {}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    if database_url:
+        values["database_url"] = database_url
+    return Settings(**values)
+
+
+def fail(e: MynumberError, where: str = "") -> None:
+    prefix = f"{where}: " if where else ""
+    err.print(
+        f"[red]error[/red] {prefix}{e.code}" + (f" [{e.field}]" if e.field else ""), highlight=False
+    )
+    err.print(f"  {e.ja}", highlight=False)
+    err.print(f"  {e.en}", highlight=False)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def platform_for(data_dir: Path | None, database_url: str | None, **kw: Any) -> Iterator[Any]:
+    from mynumber.platform import Platform
+
+    p = Platform(settings_for(data_dir, database_url), **kw)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+# -- numbers ---------------------------------------------------------------------------------
+
+
+@number_app.command("check")
+def number_check(
+    value: Annotated[
+        str, typer.Argument(help="The number as typed (full-width, spaces, hyphens are fine).")
+    ],
+    kind: Annotated[
+        str, typer.Option(help="individual | corporate | resident-code | municipality")
+    ] = "individual",
+) -> None:
+    """Print the normalised number and exit 0, or the reason it is wrong and exit 1."""
+    from mynumber.numbers import Kind, mask, parse
+
+    if kind not in {k.value for k in Kind}:
+        err.print(
+            f"[red]error[/red] unknown kind '{kind}': individual, corporate, resident-code, municipality"
+        )
+        raise typer.Exit(2)
+    try:
+        normalised = parse(value, kind)
+    except MynumberError as e:
+        fail(e)
+        return
+    # An individual number is never printed whole (I5): the check digit says it is well formed.
+    shown = mask(normalised) if kind == Kind.INDIVIDUAL else normalised
+    out.print(shown, highlight=False)
+
+
+# -- synthetic data --------------------------------------------------------------------------
+
+
+@app.command()
+def synth(
+    residents: Annotated[
+        int, typer.Option("--residents", min=1, max=10_000_000, help="How many residents.")
+    ] = 10_000,
+    seed: Annotated[int, typer.Option(help="Same seed, same people.")] = 1,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write CSV here instead of into the database.")
+    ] = None,
+    municipality: Annotated[
+        str | None, typer.Option(help="Municipality code (default: 新宿区 131041).")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Generate a synthetic municipality: households, twins, elderly parents, foreign residents."""
+    from mynumber.synth import DEFAULT_MUNICIPALITIES, generate_residents, write_csv
+
+    chosen = DEFAULT_MUNICIPALITIES[0]
+    if municipality:
+        matches = [m for m in DEFAULT_MUNICIPALITIES if m.code == municipality]
+        if not matches:
+            codes = ", ".join(f"{m.code} {m.name}" for m in DEFAULT_MUNICIPALITIES)
+            err.print(
+                f"[red]error[/red] unknown synthetic municipality {municipality}; choose one of: {codes}"
+            )
+            raise typer.Exit(2)
+        chosen = matches[0]
+    rows = generate_residents(residents, seed, chosen)
+    if out_file is not None:
+        with progress_bar() as bar:
+            task = bar.add_task("synth", total=residents)
+            n = write_csv(rows, out_file, progress=lambda done: bar.update(task, completed=done))
+        err.print(f"wrote {n:,} residents of {chosen.name} to {out_file}")
+        return
+    with platform_for(data_dir, database_url) as p:
+        p.municipality.create_municipality(chosen.code, chosen.prefecture, chosen.name)
+        report = _import(p, ((i + 2, r) for i, r in enumerate(rows)), residents, None, False)
+    err.print(f"imported {report.imported:,} residents of {chosen.name} ({chosen.code})")
+
+
+# -- import / export -------------------------------------------------------------------------
+
+
+def _import(p: Any, rows: Any, total: int, municipality: str | None, skip_invalid: bool) -> Any:
+    from mynumber.municipality.bulk import import_residents
+
+    with progress_bar() as bar:
+        task = bar.add_task("import", total=total)
+        p.auto_sync = False
+        report = import_residents(
+            p.municipality,
+            rows,
+            municipality=municipality,
+            skip_invalid=skip_invalid,
+            progress=lambda n: bar.advance(task, n),
+        )
+        if report.committed and report.imported:
+            sync_task = bar.add_task("J-LIS mirror", total=report.imported)
+            for code in p.municipality.municipality_codes():
+                while events := p.jlis.sync_once(p.municipality, code, 10000):
+                    bar.advance(sync_task, events)
+    return report
+
+
+@import_app.command("residents")
+def import_residents_cmd(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    municipality: Annotated[
+        str | None, typer.Option(help="Code for rows whose municipality_code is empty.")
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Commit the good rows; report the rest.")
+    ] = False,
+    report_file: Annotated[
+        Path | None, typer.Option("--report", help="Where to write the report of bad rows (CSV).")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Import residents; with any bad row nothing is committed unless --skip-invalid."""
+    from mynumber.csvio import count_lines, detect_encoding, read_residents
+
+    with file.open("rb") as fh:
+        encoding = detect_encoding(fh.read(1 << 16))
+    if encoding == "cp932":
+        err.print(
+            "note: the file is Shift_JIS (CP932); it is read as such / Shift_JIS として読み込みます"
+        )
+    total = max(count_lines(file) - 1, 0)
+    try:
+        with (
+            file.open(encoding=encoding, newline="") as fh,
+            platform_for(data_dir, database_url) as p,
+        ):
+            report = _import(p, read_residents(fh), total, municipality, skip_invalid)
+    except UnicodeDecodeError as e:
+        err.print(f"[red]error[/red] csv.encoding: {e.reason} at byte {e.start} / 文字コードの誤り")
+        raise typer.Exit(1) from None
+    except MynumberError as e:
+        fail(e, str(file))
+        return
+    for bad in report.errors[:20]:
+        err.print(
+            f"  line {bad.row} [{bad.field}] {bad.code}: {bad.ja} / {bad.en}", highlight=False
+        )
+    if len(report.errors) > 20:
+        err.print(f"  … and {len(report.errors) - 20:,} more")
+    if report.errors:
+        path = report_file or file.with_suffix(".errors.csv")
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["row", "field", "code", "message_ja", "message_en"])
+            for bad in report.errors:
+                w.writerow([bad.row, bad.field or "", bad.code, bad.ja, bad.en])
+        err.print(f"report of {len(report.errors):,} bad row(s): {path}")
+    if report.municipalities_added:
+        err.print(f"municipalities added: {', '.join(report.municipalities_added)}")
+    if not report.committed:
+        err.print(
+            f"[red]nothing imported[/red]: {len(report.errors):,} bad row(s); fix them or use --skip-invalid / 不正な行があるため取り込みませんでした"
+        )
+        raise typer.Exit(1)
+    out.print(
+        f"imported {report.imported:,} of {report.read:,} rows / {report.imported:,} 件を取り込みました"
+    )
+
+
+@export_app.command("residents")
+def export_residents_cmd(
+    file: Annotated[Path, typer.Argument(dir_okay=False)],
+    municipality: Annotated[str | None, typer.Option(help="Only this municipality.")] = None,
+    include_closed: Annotated[
+        bool, typer.Option("--include-closed", help="Also 除票 (moved out, deceased).")
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Export residents in the import format, whole numbers included (file mode 0600)."""
+    from mynumber.csvformat import RESIDENT_COLUMNS
+    from mynumber.municipality.bulk import export_residents
+
+    n = 0
+    try:
+        with platform_for(data_dir, database_url) as p:
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=RESIDENT_COLUMNS)
+                w.writeheader()
+                for row in export_residents(
+                    p.municipality, municipality, include_closed=include_closed
+                ):
+                    w.writerow(row)
+                    n += 1
+    except MynumberError as e:
+        fail(e)
+    out.print(f"exported {n:,} residents to {file}")
+
+
+# -- administration --------------------------------------------------------------------------
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="Who or what uses the token.")],
+    scope: Annotated[list[str], typer.Option(help="Repeat for several scopes.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Create a staff bearer token; it is printed once and stored only as a digest."""
+    from mynumber.api.auth import SCOPES, TokenStore
+
+    s = settings_for(data_dir, None)
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        token = TokenStore(s.data_dir / "tokens.json").create(name, scope)
+    except ValueError as e:
+        err.print(f"[red]error[/red] {e}; scopes: {', '.join(SCOPES)}")
+        raise typer.Exit(2) from None
+    out.print(token, highlight=False)
+
+
+@municipality_app.command("add")
+def municipality_add(
+    code: str,
+    prefecture: Annotated[str, typer.Option()],
+    name: Annotated[str, typer.Option()],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Register a municipality in this deployment."""
+    try:
+        with platform_for(data_dir, database_url) as p:
+            p.municipality.create_municipality(code, prefecture, name)
+    except MynumberError as e:
+        fail(e)
+
+
+@municipality_app.command("list")
+def municipality_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    with platform_for(data_dir, database_url) as p:
+        rows = p.municipality.list_municipalities()
+    t = Table("code", "prefecture", "name", "residents")
+    for r in rows:
+        t.add_row(r["code"], r["prefecture"], r["name"], f"{r['residents']:,}")
+    out.print(t)
+
+
+@app.command()
+def sync(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Bring the J-LIS identity mirror up to date with the municipalities' events."""
+    with platform_for(data_dir, database_url) as p:
+        n = p.sync()
+    out.print(f"applied {n:,} events")
+
+
+# -- the server ------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=32)] = 1,
+    seed_residents: Annotated[
+        int, typer.Option(help="Seed a synthetic municipality of this size if empty (0: none).")
+    ] = 0,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Start the HTTP server (API, OpenAPI docs, landing page)."""
+    import uvicorn
+
+    from mynumber.api.auth import SCOPES, TokenStore
+
+    s = settings_for(data_dir, database_url)
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["MYNUMBER_DATA_DIR"] = str(s.data_dir.resolve())
+    if database_url:
+        os.environ["MYNUMBER_DATABASE_URL"] = database_url
+    with platform_for(s.data_dir, database_url) as p:
+        if seed_residents and not p.municipality.municipality_codes():
+            from mynumber.synth import DEFAULT_MUNICIPALITIES, generate_residents
+
+            m = DEFAULT_MUNICIPALITIES[0]
+            err.print(f"seeding {seed_residents:,} synthetic residents of {m.prefecture}{m.name} …")
+            p.municipality.create_municipality(m.code, m.prefecture, m.name)
+            rows = generate_residents(seed_residents, 1, m)
+            _import(p, ((i + 2, r) for i, r in enumerate(rows)), seed_residents, None, False)
+    token_file = s.data_dir / "demo-token"
+    if not token_file.exists():
+        token = TokenStore(s.data_dir / "tokens.json").create("demo", sorted(SCOPES))
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
+    url = f"http://{host}:{port}/"
+    out.print(f"\n  mynumber is running at [bold]{url}[/bold]   (API docs: {url}docs)")
+    out.print(f"  data: {s.data_dir}   demo staff token: {token_file}\n")
+    sys.stdout.flush()
+    uvicorn.run(
+        "mynumber.api.server:app",
+        host=host,
+        port=port,
+        workers=workers,
+        factory=False,
+        log_level="warning",
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

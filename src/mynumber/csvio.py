@@ -1,0 +1,109 @@
+"""Reading residents CSV files as people actually have them: UTF-8 with or without a BOM, or
+Shift_JIS (CP932) from older municipal systems; the header checked before any row is read."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from mynumber.csvformat import RESIDENT_COLUMNS
+from mynumber.errors import ValidationError
+
+__all__ = ["count_lines", "detect_encoding", "read_residents"]
+
+_ALIASES = {"name", "name_kana"}
+csv.field_size_limit(1 << 20)
+
+
+def detect_encoding(sample: bytes) -> str:
+    """'utf-8-sig', 'utf-8' or 'cp932', judged from the first bytes of a file."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        codecs.getincrementaldecoder("cp932")().decode(sample, final=False)
+        return "cp932"
+    except UnicodeDecodeError:
+        raise ValidationError(
+            "csv.encoding",
+            "The file is neither UTF-8 nor Shift_JIS (CP932); save it as UTF-8.",
+            "ファイルの文字コードが UTF-8 でも Shift_JIS (CP932) でもありません。UTF-8 で保存してください。",
+        ) from None
+
+
+def count_lines(path: Path) -> int:
+    n = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            n += chunk.count(b"\n")
+    return n
+
+
+def _check_header(header: list[str]) -> list[str]:
+    cols = [h.strip() for h in header]
+    unknown = [c for c in cols if c not in RESIDENT_COLUMNS and c not in _ALIASES]
+    if unknown:
+        raise ValidationError(
+            "csv.unknown_column",
+            f"Unknown column(s) in the header: {', '.join(unknown[:5])}.",
+            f"ヘッダーに不明な列があります: {', '.join(unknown[:5])}",
+            field=unknown[0],
+        )
+    dupes = sorted({c for c in cols if cols.count(c) > 1})
+    if dupes:
+        raise ValidationError(
+            "csv.duplicate_column",
+            f"Column(s) appear twice: {', '.join(dupes)}.",
+            f"列が重複しています: {', '.join(dupes)}",
+            field=dupes[0],
+        )
+    need = [
+        ("family_name", "name"),
+        ("family_name_kana", "name_kana"),
+        ("birth_date", None),
+        ("sex", None),
+        ("address", None),
+    ]
+    for col, alias in need:
+        if col not in cols and (alias is None or alias not in cols):
+            raise ValidationError(
+                "csv.missing_column",
+                f"The header has no '{col}' column.",
+                f"ヘッダーに「{col}」列がありません。",
+                field=col,
+            )
+    return cols
+
+
+def read_residents(
+    fh: IO[str],
+) -> Iterator[tuple[int, dict[str, str | None] | ValidationError]]:
+    """(line number, fields) for each row, or the row's error; the header line is 1."""
+    reader = csv.reader(fh)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ValidationError("csv.empty", "The file is empty.", "ファイルが空です。") from None
+    cols = _check_header(header)
+    width = len(cols)
+    for row in reader:
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if len(row) != width:
+            yield (
+                reader.line_num,
+                ValidationError(
+                    "csv.row_width",
+                    f"Line {reader.line_num} has {len(row)} fields; the header has {width}.",
+                    f"{reader.line_num}行目の項目数は{len(row)}個ですが、ヘッダーは{width}個です。",
+                ),
+            )
+            continue
+        yield reader.line_num, dict(zip(cols, row, strict=True))

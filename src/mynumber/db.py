@@ -1,0 +1,74 @@
+"""Engines per role: a SQLite file per role by default, a PostgreSQL schema per role otherwise.
+
+A role's tables live in its own database (SQLite) or its own schema (PostgreSQL); no role opens
+another role's engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy.engine import Connection, Engine
+
+__all__ = ["is_postgres", "make_engine", "writing"]
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction: committed on success, rolled back on any error."""
+    with engine.connect() as conn:
+        conn.execution_options(writing=True)
+        with conn.begin():
+            yield conn
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def make_engine(url: str, role: str, metadata: MetaData) -> Engine:
+    """An engine for `role` at `url` with the role's tables created."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            from pathlib import Path
+
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+            # Let SQLAlchemy's "begin" event below issue BEGIN itself (pysqlite would defer it).
+            dbapi_conn.isolation_level = None
+
+        # A writing transaction takes the write lock at BEGIN (IMMEDIATE), so two writers never
+        # both read and then try to upgrade; reads use a plain deferred BEGIN and never block.
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            write = conn.get_execution_options().get("writing", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    else:
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        boot = create_engine(url)
+        with boot.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{role}"'))
+        boot.dispose()
+        engine = create_engine(
+            url,
+            pool_size=10,
+            max_overflow=20,
+            connect_args={"options": f"-csearch_path={role}"},
+        )
+    metadata.create_all(engine)
+    return engine

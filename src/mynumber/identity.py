@@ -1,0 +1,132 @@
+"""The five identity items (kanji name, kana name, birth date, sex, address) and how they compare.
+
+Pure functions over :mod:`mynumber.jtext`: what counts as equal is documented in
+docs/normalisation.md. Used by the J-LIS five-item query and number verification, and later by
+agency linkage (I3).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from mynumber.jtext import normalise_address, normalise_kana, normalise_name
+
+__all__ = [
+    "FiveItems",
+    "ItemReport",
+    "ItemResult",
+    "Keys",
+    "RegisteredIdentity",
+    "compare",
+    "keys_of",
+]
+
+ITEMS = ("name", "name_kana", "birth_date", "sex", "address")
+
+
+class ItemResult(enum.StrEnum):
+    MATCH = "match"
+    """Equal as written (ignoring surrounding white space)."""
+    NORMALISED = "match_normalised"
+    """Equal only after the documented normalisation."""
+    MISMATCH = "mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class FiveItems:
+    """The five identity items as someone wrote them; `name` and `name_kana` are full names."""
+
+    name: str
+    name_kana: str
+    birth_date: dt.date
+    sex: int
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Normalised comparison keys of the text items."""
+
+    name: str
+    name_kana: str
+    address: str
+
+
+def keys_of(name: str, name_kana: str, address: str) -> Keys:
+    return Keys(normalise_name(name), normalise_kana(name_kana), normalise_address(address))
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredIdentity:
+    """A person as the register knows them: current items plus the normalised keys of earlier
+    names, kana and addresses."""
+
+    current: FiveItems
+    earlier_name_keys: Sequence[str] = ()
+    earlier_kana_keys: Sequence[str] = ()
+    earlier_address_keys: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ItemReport:
+    item: str
+    result: ItemResult
+    matches_earlier: bool = False
+    """For a mismatch: the claim matches a value the register recorded for this person earlier."""
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    items: tuple[ItemReport, ...] = field(default_factory=tuple)
+
+    @property
+    def all_match(self) -> bool:
+        """Every item equal (after normalisation) to the current value."""
+        return all(r.result is not ItemResult.MISMATCH for r in self.items)
+
+    @property
+    def all_match_or_earlier(self) -> bool:
+        """Every item equal to the current value or to a value recorded earlier."""
+        return all(r.result is not ItemResult.MISMATCH or r.matches_earlier for r in self.items)
+
+
+def _text(item: str, claim: str, current: str, earlier: Sequence[str], norm: object) -> ItemReport:
+    assert callable(norm)
+    if claim.strip() == current.strip():
+        return ItemReport(item, ItemResult.MATCH)
+    key = norm(claim)
+    if key and key == norm(current):
+        return ItemReport(item, ItemResult.NORMALISED)
+    return ItemReport(item, ItemResult.MISMATCH, bool(key) and key in earlier)
+
+
+def compare(claim: FiveItems, person: RegisteredIdentity) -> Comparison:
+    """A per-item report of `claim` against the registered `person`."""
+    cur = person.current
+    return Comparison(
+        (
+            _text("name", claim.name, cur.name, person.earlier_name_keys, normalise_name),
+            _text(
+                "name_kana",
+                claim.name_kana,
+                cur.name_kana,
+                person.earlier_kana_keys,
+                normalise_kana,
+            ),
+            ItemReport(
+                "birth_date",
+                ItemResult.MATCH if claim.birth_date == cur.birth_date else ItemResult.MISMATCH,
+            ),
+            ItemReport("sex", ItemResult.MATCH if claim.sex == cur.sex else ItemResult.MISMATCH),
+            _text(
+                "address",
+                claim.address,
+                cur.address,
+                person.earlier_address_keys,
+                normalise_address,
+            ),
+        )
+    )

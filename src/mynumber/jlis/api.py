@@ -1,0 +1,140 @@
+"""HTTP routes of J-LIS under /api/jlis: identity queries for authorised agencies."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from mynumber.api.deps import IdempotencyKey, OptionalIdempotencyKey, PlatformDep, require
+from mynumber.api.problems import PROBLEM_RESPONSES
+from mynumber.dates import parse_date, parse_sex
+from mynumber.errors import ValidationError
+from mynumber.identity import FiveItems
+from mynumber.numbers import mask, parse_individual, parse_resident_code
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/jlis", tags=["jlis"], responses=PROBLEM_RESPONSES)
+
+Text = Annotated[str, Field(max_length=300)]
+
+
+class FiveItemsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text = Field(description="kanji name, family and given (a space between is optional)")
+    name_kana: Text
+    birth_date: Text = Field(description="ISO 8601 or 和暦")
+    sex: Text = Field(description="1 or 2; 男/女 accepted")
+    address: Text
+
+    def items(self) -> FiveItems:
+        for field in ("name", "name_kana", "address"):
+            if not getattr(self, field).strip():
+                raise ValidationError(
+                    "field.required", f"{field} is required.", f"{field} は必須です。", field=field
+                )
+        return FiveItems(
+            self.name,
+            self.name_kana,
+            parse_date(self.birth_date, field="birth_date"),
+            parse_sex(self.sex, field="sex"),
+            self.address,
+        )
+
+
+class VerifyIn(FiveItemsIn):
+    individual_number: Annotated[str, Field(max_length=40)]
+
+
+class QueryOut(BaseModel):
+    outcome: str = Field(description="found | none | ambiguous — never a guess")
+    resident_code: str | None = None
+    individual_number: str | None = Field(
+        default=None, description="whole, for an authorised agency's linkage (番号法 第19条)"
+    )
+    status: str | None = None
+    candidates: int
+
+
+class ItemOut(BaseModel):
+    item: str
+    result: str = Field(description="match | match_normalised | mismatch")
+    matches_earlier: bool
+
+
+class VerifyOut(BaseModel):
+    individual_number: str = Field(description="masked")
+    number_status: str = Field(description="active | retired | unknown")
+    all_match: bool
+    all_match_or_earlier: bool
+    items: list[ItemOut]
+
+
+class NumberChangeOut(BaseModel):
+    resident_code: str
+    individual_number: str = Field(description="the new number, masked")
+
+
+class StatsOut(BaseModel):
+    identities: int
+    numbers: int
+
+
+@router.post(
+    "/five-item-queries",
+    response_model=QueryOut,
+    dependencies=[Depends(require("jlis:query"))],
+    summary="Five-item query: exactly one person, none, or ambiguous",
+)
+def five_item_query(body: FiveItemsIn, p: PlatformDep, _key: OptionalIdempotencyKey) -> Any:
+    r = p.jlis.five_item_query(body.items())
+    return QueryOut(
+        outcome=r.outcome,
+        resident_code=r.resident_code,
+        individual_number=r.individual_number,
+        status=r.status,
+        candidates=r.candidates,
+    )
+
+
+@router.post(
+    "/verifications",
+    response_model=VerifyOut,
+    dependencies=[Depends(require("jlis:query"))],
+    summary="Verify a claimed number against five items, item by item",
+)
+def verify(body: VerifyIn, p: PlatformDep, _key: OptionalIdempotencyKey) -> Any:
+    number = parse_individual(body.individual_number, field="individual_number")
+    r = p.jlis.verify(number, body.items())
+    return VerifyOut(
+        individual_number=mask(number),
+        number_status=r.number_status,
+        all_match=r.all_match,
+        all_match_or_earlier=r.all_match_or_earlier,
+        items=[
+            ItemOut(item=i.item, result=i.result, matches_earlier=i.matches_earlier)
+            for i in r.items
+        ],
+    )
+
+
+@router.post(
+    "/numbers/{resident_code}/changes",
+    response_model=NumberChangeOut,
+    dependencies=[Depends(require("jlis:admin"))],
+    summary="Change a leaked number; the old one is retired for ever",
+)
+def change_number(
+    resident_code: Annotated[str, Path(max_length=20)], p: PlatformDep, key: IdempotencyKey
+) -> Any:
+    code = parse_resident_code(resident_code, field="resident_code")
+    _, body, _ = p.number_change(code, key)
+    return body
+
+
+@router.get("/stats", response_model=StatsOut, dependencies=[Depends(require("jlis:query"))])
+def stats(p: PlatformDep) -> Any:
+    return p.jlis.counts()

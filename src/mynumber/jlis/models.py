@@ -1,0 +1,99 @@
+"""Tables owned by J-LIS. No other role imports this module."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+from mynumber.idempotency import idempotency_table
+
+metadata = MetaData()
+
+resident_codes = Table(
+    "resident_codes",
+    metadata,
+    Column("code", String(11), primary_key=True),
+    Column("municipality_code", String(6), nullable=False),
+    Column("reserved_at", DateTime(timezone=True), nullable=False),
+)
+
+numbers = Table(
+    "numbers",
+    metadata,
+    Column("number_index", LargeBinary(16), primary_key=True),
+    Column("number_enc", LargeBinary, nullable=False),
+    Column("resident_code", String(11), nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("status", String(8), nullable=False),  # active | retired
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("retired_at", DateTime(timezone=True)),
+    Column("retired_reason", String(40)),
+    # At most one active number per person, enforced by the database under concurrency.
+    Index(
+        "uq_numbers_active_resident",
+        "resident_code",
+        unique=True,
+        sqlite_where=text("status = 'active'"),
+        postgresql_where=text("status = 'active'"),
+    ),
+    Index("ix_numbers_resident", "resident_code"),
+)
+
+identities = Table(
+    "identities",
+    metadata,
+    Column("resident_code", String(11), primary_key=True),
+    Column("municipality_code", String(6), nullable=False),
+    Column("family_name", Text, nullable=False),
+    Column("given_name", Text, nullable=False),
+    Column("family_name_kana", Text, nullable=False),
+    Column("given_name_kana", Text, nullable=False),
+    Column("birth_date", Date, nullable=False),
+    Column("sex", SmallInteger, nullable=False),
+    Column("postal_code", String(7), nullable=False),
+    Column("address", Text, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("name_key", Text, nullable=False),
+    Column("kana_key", Text, nullable=False),
+    Column("address_key", Text, nullable=False),
+    # Earlier values' keys, '\x1f'-separated: the five-item match accepts them (DESIGN I3).
+    Column("earlier_name_keys", Text, nullable=False, default=""),
+    Column("earlier_kana_keys", Text, nullable=False, default=""),
+    Column("earlier_address_keys", Text, nullable=False, default=""),
+    Column("updated_seq", BigInteger, nullable=False),
+    Index("ix_identities_birth_sex", "birth_date", "sex"),
+)
+
+identity_history = Table(
+    "identity_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("resident_code", String(11), nullable=False, index=True),
+    Column("municipality_code", String(6), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("occurred_on", Date, nullable=False),
+    Column("snapshot", Text, nullable=False),
+)
+
+feed_cursors = Table(
+    "feed_cursors",
+    metadata,
+    Column("municipality_code", String(6), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+)
+
+idempotency = idempotency_table(metadata)

@@ -1,0 +1,83 @@
+"""Tables owned by the municipality role. No other role imports this module."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+from mynumber.idempotency import idempotency_table
+
+metadata = MetaData()
+
+municipalities = Table(
+    "municipalities",
+    metadata,
+    Column("code", String(6), primary_key=True),
+    Column("prefecture", Text, nullable=False),
+    Column("name", Text, nullable=False),
+)
+
+residents = Table(
+    "residents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("municipality_code", String(6), nullable=False),
+    Column("resident_code", String(11), nullable=False),
+    Column("number_index", LargeBinary(16)),
+    Column("number_enc", LargeBinary),
+    Column("family_name", Text, nullable=False),
+    Column("given_name", Text, nullable=False),
+    Column("family_name_kana", Text, nullable=False),
+    Column("given_name_kana", Text, nullable=False),
+    Column("birth_date", Date, nullable=False),
+    Column("sex", SmallInteger, nullable=False),
+    Column("postal_code", String(7), nullable=False),
+    Column("address", Text, nullable=False),
+    Column("household_id", String(40), nullable=False),
+    Column("relationship", String(40), nullable=False),
+    Column("alphabet_name", Text, nullable=False, default=""),
+    Column("nationality", String(2), nullable=False, default=""),
+    Column("residence_status", Text, nullable=False, default=""),
+    Column("period_of_stay_end", Date),
+    # active | moved_out | deceased; anything but active is a 除票, kept for 150 years.
+    Column("status", String(10), nullable=False),
+    Column("status_since", Date, nullable=False),
+    Column("address_since", Date, nullable=False),
+    Column("updated_seq", BigInteger, nullable=False),
+    Index("uq_residents_municipality_code", "municipality_code", "resident_code", unique=True),
+    Index("uq_residents_number", "municipality_code", "number_index", unique=True),
+    Index("ix_residents_household", "municipality_code", "household_id"),
+    Index("ix_residents_kana", "municipality_code", "family_name_kana", "given_name_kana"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("municipality_code", String(6), nullable=False),
+    Column("resident_code", String(11), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("occurred_on", Date, nullable=False),
+    Column("notified_on", Date, nullable=False),
+    Column("late", Boolean, nullable=False),
+    Column("snapshot", Text, nullable=False),
+    Column("detail", Text, nullable=False, default="{}"),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index("ix_events_municipality_seq", "municipality_code", "seq"),
+    Index("ix_events_resident", "municipality_code", "resident_code"),
+)
+
+idempotency = idempotency_table(metadata)

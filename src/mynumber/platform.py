@@ -1,0 +1,70 @@
+"""Wires the roles of one deployment together: settings → keystore, engines, services.
+
+In one process the roles call each other's services directly; each still owns its own engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mynumber.clock import Clock, SystemClock
+from mynumber.config import Settings
+from mynumber.db import make_engine
+from mynumber.jlis import models as jlis_models
+from mynumber.jlis.generator import NumberGenerator
+from mynumber.jlis.service import JlisService
+from mynumber.keystore import FileKeystore
+from mynumber.municipality import models as municipality_models
+from mynumber.municipality.service import MunicipalityService
+from mynumber.vault import NumberVault
+
+__all__ = ["Platform"]
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+    auto_sync: bool = True
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.keystore = FileKeystore(s.data_dir / "keys", s.master_key)
+        self.jlis = JlisService(
+            make_engine(s.role_database_url("jlis"), "jlis", jlis_models.metadata),
+            NumberVault(self.keystore, "jlis"),
+            NumberGenerator(self.keystore.secret("jlis-ff1")),
+            self.clock,
+        )
+        self.municipality = MunicipalityService(
+            make_engine(
+                s.role_database_url("municipality"), "municipality", municipality_models.metadata
+            ),
+            NumberVault(self.keystore, "municipality"),
+            self.jlis,
+            self.clock,
+        )
+        self.municipality.on_change(self._after_change)
+
+    def _after_change(self) -> None:
+        if self.auto_sync:
+            self.sync()
+
+    def sync(self) -> int:
+        """Bring the J-LIS identity mirror up to date with every municipality's events."""
+        return self.jlis.sync(self.municipality)
+
+    def number_change(
+        self, resident_code: str, idempotency_key: str | None = None
+    ) -> tuple[int, dict[str, Any], bool]:
+        """Change a leaked number at J-LIS and carry the new one into the register."""
+        result = self.jlis.change_number(resident_code, idempotency_key=idempotency_key)
+        self.municipality.refresh_number(resident_code)
+        self.municipality.notify()
+        return result
+
+    def close(self) -> None:
+        self.jlis.engine.dispose()
+        self.municipality.engine.dispose()

@@ -6,14 +6,15 @@ another role's engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy import Table, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["is_postgres", "make_engine", "writing"]
+__all__ = ["bulk_insert", "is_postgres", "make_engine", "writing"]
 
 
 @contextmanager
@@ -29,8 +30,8 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def make_engine(url: str, role: str, metadata: MetaData) -> Engine:
-    """An engine for `role` at `url` with the role's tables created."""
+def make_engine(url: str, role: str) -> Engine:
+    """An engine for `role` at `url`, its schema migrated to the newest revision."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
@@ -46,6 +47,8 @@ def make_engine(url: str, role: str, metadata: MetaData) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA cache_size=-131072")  # 128 MiB: bulk index inserts stay in memory
+            cur.execute("PRAGMA temp_store=MEMORY")
             cur.close()
             # Let SQLAlchemy's "begin" event below issue BEGIN itself (pysqlite would defer it).
             dbapi_conn.isolation_level = None
@@ -70,5 +73,43 @@ def make_engine(url: str, role: str, metadata: MetaData) -> Engine:
             max_overflow=20,
             connect_args={"options": f"-csearch_path={role}"},
         )
-    metadata.create_all(engine)
+    from mynumber.migrations import upgrade
+
+    upgrade(engine, role)
     return engine
+
+
+def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert many rows through the driver directly: COPY on PostgreSQL, one prepared
+    executemany on SQLite. Values pass through each column type's own bind processor, so what
+    is stored is exactly what an ordinary insert would store."""
+    if not rows:
+        return
+    cols = list(rows[0].keys())
+    dialect = conn.dialect
+    procs = [table.c[c].type.bind_processor(dialect) for c in cols]
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    if dialect.name == "postgresql":
+        names = ", ".join(f'"{c}"' for c in cols)
+        with driver.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in cols])
+        return
+    get = itemgetter(*cols)
+    converting = [(i, p) for i, p in enumerate(procs) if p is not None]
+    values: list[Any] = []
+    for row in rows:
+        vals = get(row) if len(cols) > 1 else (row[cols[0]],)
+        if converting:
+            vals = list(vals)
+            for i, p in converting:
+                if vals[i] is not None:
+                    vals[i] = p(vals[i])
+        values.append(vals)
+    sql = f'INSERT INTO "{table.name}" ({", ".join(cols)}) VALUES ({", ".join("?" * len(cols))})'
+    cur = driver.cursor()
+    try:
+        cur.executemany(sql, values)
+    finally:
+        cur.close()

@@ -11,11 +11,9 @@ from typing import Any
 from mynumber.clock import Clock, SystemClock
 from mynumber.config import Settings
 from mynumber.db import make_engine
-from mynumber.jlis import models as jlis_models
 from mynumber.jlis.generator import NumberGenerator
 from mynumber.jlis.service import JlisService
 from mynumber.keystore import FileKeystore
-from mynumber.municipality import models as municipality_models
 from mynumber.municipality.service import MunicipalityService
 from mynumber.vault import NumberVault
 
@@ -33,15 +31,13 @@ class Platform:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.keystore = FileKeystore(s.data_dir / "keys", s.master_key)
         self.jlis = JlisService(
-            make_engine(s.role_database_url("jlis"), "jlis", jlis_models.metadata),
+            make_engine(s.role_database_url("jlis"), "jlis"),
             NumberVault(self.keystore, "jlis"),
             NumberGenerator(self.keystore.secret("jlis-ff1")),
             self.clock,
         )
         self.municipality = MunicipalityService(
-            make_engine(
-                s.role_database_url("municipality"), "municipality", municipality_models.metadata
-            ),
+            make_engine(s.role_database_url("municipality"), "municipality"),
             NumberVault(self.keystore, "municipality"),
             self.jlis,
             self.clock,

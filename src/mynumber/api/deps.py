@@ -12,7 +12,11 @@ from mynumber.api.auth import Staff, TokenStore
 from mynumber.errors import AuthError, ForbiddenError, ValidationError
 from mynumber.platform import Platform
 
-__all__ = ["IdempotencyKey", "OptionalIdempotencyKey", "get_platform", "require"]
+__all__ = ["PLAIN_TEXT", "IdempotencyKey", "OptionalIdempotencyKey", "get_platform", "require"]
+
+# Text fields and path segments refuse C0 control characters and DEL: no register field needs
+# them, and PostgreSQL cannot store NUL (it would fail the write with a 500).
+PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
 
 _bearer = HTTPBearer(auto_error=False)
 

@@ -31,8 +31,16 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
+# Errors are sent as application/problem+json only; the schema is registered once under
+# components by install_problem_handlers (a "model" here would document application/json).
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {MEDIA: {}}, "description": desc}
+    status: {"content": {MEDIA: {"schema": _PROBLEM_REF}}, "description": desc}
+    | (
+        {"headers": {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}}}
+        if status == 401
+        else {}
+    )
     for status, desc in [
         (400, "Bad request"),
         (401, "Missing or unknown bearer token"),
@@ -74,7 +82,26 @@ _HTTP_CODES = {
 }
 
 
+def _document_problems(app: FastAPI) -> None:
+    """Add the Problem schema to the OpenAPI components the error responses refer to."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas["Problem"] = Problem.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    _document_problems(app)
+
     @app.exception_handler(MynumberError)
     async def _mynumber(request: Request, exc: MynumberError) -> JSONResponse:
         return _respond(request, exc)

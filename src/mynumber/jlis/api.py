@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from mynumber.api.deps import IdempotencyKey, OptionalIdempotencyKey, PlatformDep, require
+from mynumber.api.deps import (
+    PLAIN_TEXT,
+    IdempotencyKey,
+    OptionalIdempotencyKey,
+    PlatformDep,
+    require,
+)
 from mynumber.api.problems import PROBLEM_RESPONSES
 from mynumber.dates import parse_date, parse_sex
 from mynumber.errors import ValidationError
@@ -18,7 +24,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/jlis", tags=["jlis"], responses=PROBLEM_RESPONSES)
 
-Text = Annotated[str, Field(max_length=300)]
+Text = Annotated[str, Field(max_length=300, pattern=PLAIN_TEXT)]
 
 
 class FiveItemsIn(BaseModel):
@@ -46,7 +52,7 @@ class FiveItemsIn(BaseModel):
 
 
 class VerifyIn(FiveItemsIn):
-    individual_number: Annotated[str, Field(max_length=40)]
+    individual_number: Annotated[str, Field(max_length=40, pattern=PLAIN_TEXT)]
 
 
 class QueryOut(BaseModel):
@@ -128,10 +134,16 @@ def verify(body: VerifyIn, p: PlatformDep, _key: OptionalIdempotencyKey) -> Any:
     summary="Change a leaked number; the old one is retired for ever",
 )
 def change_number(
-    resident_code: Annotated[str, Path(max_length=20)], p: PlatformDep, key: IdempotencyKey
+    resident_code: Annotated[str, Path(max_length=20)],
+    p: PlatformDep,
+    response: Response,
+    key: IdempotencyKey,
 ) -> Any:
     code = parse_resident_code(resident_code, field="resident_code")
-    _, body, _ = p.number_change(code, key)
+    status, body, replayed = p.number_change(code, key)
+    response.status_code = status
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return body
 
 

@@ -80,7 +80,9 @@ identities = Table(
 identity_history = Table(
     "identity_history",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("resident_code", String(11), nullable=False, index=True),
     Column("municipality_code", String(6), nullable=False),
     Column("seq", BigInteger, nullable=False),

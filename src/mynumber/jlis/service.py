@@ -9,15 +9,16 @@ import datetime as dt
 import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from mynumber.clock import Clock
-from mynumber.db import is_postgres, writing
+from mynumber.db import bulk_insert, is_postgres, writing
 from mynumber.errors import NotFoundError
 from mynumber.idempotency import IdempotentRunner
 from mynumber.identity import (
@@ -201,7 +202,7 @@ class JlisService:
                 }
             )
             result[code] = number
-        conn.execute(n.insert(), inserts)
+        bulk_insert(conn, n, inserts)
         return result
 
     def number_owners(self, numbers: Sequence[str]) -> dict[str, str]:
@@ -268,7 +269,7 @@ class JlisService:
                         )
                         owners[ix] = code
                 if inserts:
-                    conn.execute(n.insert(), inserts)
+                    bulk_insert(conn, n, inserts)
         return refused
 
     def change_number(
@@ -339,6 +340,12 @@ class JlisService:
         with writing(self.engine) as conn:
             q = select(c.c.last_seq).where(c.c.municipality_code == municipality_code)
             if is_postgres(self.engine):
+                # Two first syncs may race to create the cursor: let one insert it, then lock it.
+                conn.execute(
+                    pg_insert(c)
+                    .values(municipality_code=municipality_code, last_seq=0)
+                    .on_conflict_do_nothing()
+                )
                 q = q.with_for_update()
             last = conn.execute(q).scalar_one_or_none()
             if last is None:
@@ -403,8 +410,17 @@ class JlisService:
                 current[e.resident_code] = row
             else:
                 inserts[e.resident_code] = row
-            snap = asdict(s)
-            snap["birth_date"] = s.birth_date.isoformat()
+            snap = {
+                "family_name": s.family_name,
+                "given_name": s.given_name,
+                "family_name_kana": s.family_name_kana,
+                "given_name_kana": s.given_name_kana,
+                "birth_date": s.birth_date.isoformat(),
+                "sex": s.sex,
+                "postal_code": s.postal_code,
+                "address": s.address,
+                "status": s.status,
+            }
             history.append(
                 {
                     "resident_code": e.resident_code,
@@ -416,7 +432,7 @@ class JlisService:
                 }
             )
         if inserts:
-            conn.execute(t.insert(), list(inserts.values()))
+            bulk_insert(conn, t, list(inserts.values()))
         changed = list(current.values())  # every loaded row was touched by an event
         if changed:
             cols = [col.name for col in t.columns if col.name != "resident_code"]
@@ -426,7 +442,7 @@ class JlisService:
                 .values({col: bindparam(f"b_{col}") for col in cols})
             )
             conn.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in changed])
-        conn.execute(m.identity_history.insert(), history)
+        bulk_insert(conn, m.identity_history, history)
 
     # -- queries for authorised agencies ---------------------------------------------------
 

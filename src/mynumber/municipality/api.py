@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from mynumber.api.deps import IdempotencyKey, PlatformDep, require
+from mynumber.api.deps import PLAIN_TEXT, IdempotencyKey, PlatformDep, require
 from mynumber.api.problems import PROBLEM_RESPONSES
 from mynumber.municipality.domain import EventKind
+from mynumber.numbers import parse_municipality
 
 __all__ = ["router"]
 
@@ -18,10 +19,12 @@ router = APIRouter(prefix="/api/municipality", tags=["municipality"], responses=
 Reader = Depends(require("municipality:read"))
 Writer = Depends(require("municipality:write"))
 Code = Annotated[str, Path(description="6-digit municipality code", max_length=20)]
-ResidentCode = Annotated[str, Path(description="11-digit resident record code", max_length=20)]
+ResidentCode = Annotated[
+    str, Path(description="11-digit resident record code", max_length=20, pattern=PLAIN_TEXT)
+]
 
-Text = Annotated[str, Field(max_length=300)]
-OptText = Annotated[str | None, Field(default=None, max_length=300)]
+Text = Annotated[str, Field(max_length=300, pattern=PLAIN_TEXT)]
+OptText = Annotated[Text | None, Field(default=None)]
 
 
 class Body(BaseModel):
@@ -29,7 +32,7 @@ class Body(BaseModel):
 
 
 class MunicipalityIn(Body):
-    code: Annotated[str, Field(max_length=20)]
+    code: Annotated[str, Field(max_length=20, pattern=PLAIN_TEXT)]
     prefecture: Text
     name: Text
 
@@ -157,7 +160,8 @@ def list_municipalities(p: PlatformDep) -> list[dict[str, Any]]:
 )
 def add_municipality(body: MunicipalityIn, p: PlatformDep, _key: IdempotencyKey) -> dict[str, Any]:
     p.municipality.create_municipality(body.code, body.prefecture, body.name)
-    return next(x for x in p.municipality.list_municipalities() if x["code"] == body.code.strip())
+    code = parse_municipality(body.code, field="code")  # as stored: "１３１０４１" is 131041
+    return next(x for x in p.municipality.list_municipalities() if x["code"] == code)
 
 
 @router.get("/municipalities/{code}/residents", response_model=ResidentPage, dependencies=[Reader])
@@ -189,7 +193,9 @@ def get_resident(code: Code, resident_code: ResidentCode, p: PlatformDep) -> dic
     dependencies=[Reader],
 )
 def get_household(
-    code: Code, household_id: Annotated[str, Path(max_length=40)], p: PlatformDep
+    code: Code,
+    household_id: Annotated[str, Path(max_length=40, pattern=PLAIN_TEXT)],
+    p: PlatformDep,
 ) -> list[dict[str, Any]]:
     return p.municipality.household(code, household_id)
 
@@ -273,6 +279,9 @@ def _change_route(kind: EventKind, model: type[Dated]) -> Any:
         return _record(p, response, code, kind, body, key, resident_code)
 
     route.__name__ = f"record_{kind}"
+    # With postponed annotations `body: model` is the string "model", which FastAPI cannot
+    # resolve (the OpenAPI document then fails to build): give it the class itself.
+    route.__annotations__["body"] = model
     return route
 
 

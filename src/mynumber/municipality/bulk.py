@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
 from mynumber.csvformat import RESIDENT_COLUMNS
-from mynumber.db import is_postgres
+from mynumber.db import bulk_insert, is_postgres
 from mynumber.errors import MynumberError
 from mynumber.municipality import models as m
 from mynumber.municipality.domain import EventKind, ResidentItems, Status, validate_resident
@@ -279,8 +279,8 @@ class _Importer:
         for row, ev, seq in zip(residents, events, seqs, strict=True):
             row["updated_seq"] = seq
             ev["seq"] = seq
-        self.conn.execute(m.residents.insert(), residents)
-        self.conn.execute(m.events.insert(), events)
+        bulk_insert(self.conn, m.residents, residents)
+        bulk_insert(self.conn, m.events, events)
         self.report.imported += len(residents)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -154,6 +155,7 @@ def check_transition(kind: EventKind, current: Status | None) -> Status:
 _NAME_EXTRA = frozenset("々〆ヶー・＝'-. ")
 
 
+@functools.lru_cache(maxsize=65536)
 def clean_name(value: str, field: str, *, required: bool = True) -> str:
     """A name as registered: NFC, spaces folded; letters only (any script, incl. outside JIS X 0208)."""
     text = " ".join(unicodedata.normalize("NFC", value).replace("\u3000", " ").split())
@@ -175,6 +177,7 @@ def clean_name(value: str, field: str, *, required: bool = True) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=65536)
 def clean_kana(value: str, field: str, *, required: bool = True) -> str:
     """Kana as registered: full-width katakana (hiragana and half-width converted), spaces folded."""
     text = " ".join(
@@ -236,7 +239,7 @@ class ResidentItems:
 
 def _opt(raw: Mapping[str, str | None], key: str) -> str:
     value = raw.get(key)
-    return "" if value is None else str(value).strip()
+    return value.strip() if value else ""
 
 
 def _split_full(
@@ -277,7 +280,9 @@ def validate_resident(raw: Mapping[str, str | None], today: dt.date) -> Resident
         raise _required("address")
     if len(address) > 200:
         raise _too_long("address", 200)
-    if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in address):
+    if not address.isprintable() and any(
+        unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in address
+    ):
         raise ValidationError(
             "address.invalid_character",
             "The address contains a control or unassigned character.",

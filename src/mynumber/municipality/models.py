@@ -33,7 +33,9 @@ municipalities = Table(
 residents = Table(
     "residents",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("municipality_code", String(6), nullable=False),
     Column("resident_code", String(11), nullable=False),
     Column("number_index", LargeBinary(16)),
@@ -66,7 +68,12 @@ residents = Table(
 events = Table(
     "events",
     metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "seq",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
     Column("municipality_code", String(6), nullable=False),
     Column("resident_code", String(11), nullable=False),
     Column("kind", String(20), nullable=False),

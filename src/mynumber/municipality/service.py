@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from mynumber.clock import Clock
 from mynumber.dates import parse_date
-from mynumber.db import writing
+from mynumber.db import is_postgres, writing
 from mynumber.errors import NotFoundError, ValidationError
 from mynumber.idempotency import IdempotentRunner
 from mynumber.municipality import models as m
@@ -224,6 +224,14 @@ class MunicipalityService:
         row: Mapping[Any, Any],
         detail: Mapping[str, Any] | None = None,
     ) -> int:
+        if is_postgres(self.engine):
+            # A reader of the feed moves its cursor past every seq it sees, so seqs must become
+            # visible in order: hold the municipality's row lock from taking a seq to commit.
+            conn.execute(
+                select(m.municipalities.c.code)
+                .where(m.municipalities.c.code == code)
+                .with_for_update()
+            )
         seq = conn.execute(
             m.events.insert()
             .values(

@@ -6,6 +6,7 @@ In one process the roles call each other's services directly; each still owns it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import logging
 from typing import Any
 
 from mynumber.clock import Clock, SystemClock
@@ -18,6 +19,8 @@ from mynumber.municipality.service import MunicipalityService
 from mynumber.vault import NumberVault
 
 __all__ = ["Platform"]
+
+log = logging.getLogger("mynumber.platform")
 
 
 @dataclass
@@ -45,8 +48,12 @@ class Platform:
         self.municipality.on_change(self._after_change)
 
     def _after_change(self) -> None:
-        if self.auto_sync:
+        if not self.auto_sync:
+            return
+        try:
             self.sync()
+        except Exception as exc:  # the change is committed; the next sync catches up
+            log.warning("J-LIS mirror sync deferred: %s", type(exc).__name__)
 
     def sync(self) -> int:
         """Bring the J-LIS identity mirror up to date with every municipality's events."""

@@ -30,7 +30,7 @@ from mynumber.identity import (
 )
 from mynumber.jlis import models as m
 from mynumber.jlis.generator import NumberGenerator
-from mynumber.municipality.interface import IdentityEvent, MunicipalityFeed
+from mynumber.municipality.interface import IdentityEvent, IdentitySnapshot, MunicipalityFeed
 from mynumber.numbers import DEFAULT_RESIDENT_CODE_SCHEME, mask
 from mynumber.vault import NumberVault
 
@@ -57,6 +57,12 @@ class VerifyReport:
     items: tuple[ItemReport, ...]
     all_match: bool
     all_match_or_earlier: bool
+
+
+def _snapshot_json(s: IdentitySnapshot) -> str:
+    snap = {f: getattr(s, f) for f in IdentitySnapshot.__dataclass_fields__}
+    snap["birth_date"] = s.birth_date.isoformat()
+    return json.dumps(snap, ensure_ascii=False, separators=(",", ":"))
 
 
 def _split(keys: str) -> tuple[str, ...]:
@@ -331,8 +337,13 @@ class JlisService:
         events = feed.identity_events(municipality_code, after or 0, batch)
         if not events:
             return 0
-        # Another process may have applied some of them meanwhile: count what was new.
-        return self.ingest(municipality_code, events) or len(events)
+        try:
+            applied = self.ingest(municipality_code, events)
+        except IntegrityError:
+            # Another process created this municipality's cursor at the same moment: retry.
+            applied = self.ingest(municipality_code, events)
+        # Another process may have applied them meanwhile; report progress all the same.
+        return applied or len(events)
 
     def ingest(self, municipality_code: str, events: Sequence[IdentityEvent]) -> int:
         """Apply events in order, exactly once each (the cursor moves in the same transaction)."""
@@ -410,17 +421,6 @@ class JlisService:
                 current[e.resident_code] = row
             else:
                 inserts[e.resident_code] = row
-            snap = {
-                "family_name": s.family_name,
-                "given_name": s.given_name,
-                "family_name_kana": s.family_name_kana,
-                "given_name_kana": s.given_name_kana,
-                "birth_date": s.birth_date.isoformat(),
-                "sex": s.sex,
-                "postal_code": s.postal_code,
-                "address": s.address,
-                "status": s.status,
-            }
             history.append(
                 {
                     "resident_code": e.resident_code,
@@ -428,7 +428,7 @@ class JlisService:
                     "seq": e.seq,
                     "kind": e.kind,
                     "occurred_on": e.occurred_on,
-                    "snapshot": json.dumps(snap, ensure_ascii=False),
+                    "snapshot": e.snapshot_json or _snapshot_json(s),
                 }
             )
         if inserts:

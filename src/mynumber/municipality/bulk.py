@@ -20,7 +20,7 @@ from mynumber.db import bulk_insert, is_postgres
 from mynumber.errors import MynumberError
 from mynumber.municipality import models as m
 from mynumber.municipality.domain import EventKind, ResidentItems, Status, validate_resident
-from mynumber.municipality.service import MunicipalityService, snapshot_of
+from mynumber.municipality.service import MunicipalityService, lock_event_stream, snapshot_of
 from mynumber.numbers import parse_municipality
 
 __all__ = ["ImportReport", "RowError", "export_residents", "import_residents"]
@@ -70,6 +70,7 @@ class _Importer:
         self.today = svc.clock.today()
         self.now = svc.clock.now()
         self.known = set(svc.municipality_codes())
+        self.locked: set[str] = set()
         self.seen_codes: set[str] = set()
         self.seen_numbers: set[str] = set()
 
@@ -192,6 +193,10 @@ class _Importer:
         return kept
 
     def _ensure_municipality(self, code: str) -> None:
+        if code in self.locked:
+            return
+        lock_event_stream(self.conn, code)
+        self.locked.add(code)
         if code in self.known:
             return
         self.conn.execute(m.municipalities.insert().values(code=code, prefecture="", name=""))

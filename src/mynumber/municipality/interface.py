@@ -38,6 +38,8 @@ class IdentityEvent:
     kind: str
     occurred_on: dt.date
     identity: IdentitySnapshot
+    snapshot_json: str = ""
+    """The snapshot as the municipality recorded it (JSON), kept verbatim in J-LIS's history."""
 
 
 class MunicipalityFeed(Protocol):

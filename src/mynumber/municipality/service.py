@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Connection, Engine, Row
 
 from mynumber.clock import Clock
@@ -34,7 +34,7 @@ from mynumber.municipality.interface import IdentityEvent, IdentitySnapshot
 from mynumber.numbers import mask, parse_municipality
 from mynumber.vault import NumberVault
 
-__all__ = ["MunicipalityService", "NumberAuthority", "snapshot_of"]
+__all__ = ["MunicipalityService", "NumberAuthority", "lock_event_stream", "snapshot_of"]
 
 CREATING = (EventKind.BIRTH, EventKind.MOVE_IN)
 CHANGING = (
@@ -78,6 +78,18 @@ def snapshot_of(row: Mapping[Any, Any]) -> str:
     snap = {k: row[k] for k in _SNAPSHOT_FIELDS}
     snap["birth_date"] = snap["birth_date"].isoformat()
     return json.dumps(snap, ensure_ascii=False, separators=(",", ":"))
+
+
+def lock_event_stream(conn: Connection, municipality_code: str) -> None:
+    """Serialise writers of one municipality's events until the transaction ends.
+
+    Event numbers come from one sequence; without this a transaction holding seq 10 could commit
+    after one holding seq 11, and a reader of the feed that had already passed 11 would never see
+    10. SQLite needs nothing: its write transactions (BEGIN IMMEDIATE) are already serial."""
+    if is_postgres(conn.engine):
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"events:{municipality_code}"}
+        )
 
 
 def _occurred(payload: Mapping[str, Any], field: str, today: dt.date) -> dt.date:
@@ -181,6 +193,7 @@ class MunicipalityService:
                     row.kind,
                     row.occurred_on,
                     IdentitySnapshot(**s),
+                    row.snapshot,
                 )
             )
         return out
@@ -281,6 +294,7 @@ class MunicipalityService:
 
         def work(conn: Connection) -> tuple[int, dict[str, Any]]:
             code = self.require_municipality(conn, municipality_code)
+            lock_event_stream(conn, code)
             if kind in CREATING:
                 return self._create(conn, code, kind, payload, today)
             assert resident_code is not None
@@ -446,14 +460,18 @@ class MunicipalityService:
         elif kind is EventKind.NAME_CHANGE:
             values = {
                 "family_name": clean_name(str(payload.get("family_name") or ""), "family_name"),
+                # A given name (or its kana) left out is unchanged (e.g. a marriage changes the
+                # family name only); given as "" it is cleared.
                 "given_name": clean_name(
-                    str(payload.get("given_name") or ""), "given_name", required=False
+                    str(_given(payload, "given_name", row.given_name)), "given_name", required=False
                 ),
                 "family_name_kana": clean_kana(
                     str(payload.get("family_name_kana") or ""), "family_name_kana"
                 ),
                 "given_name_kana": clean_kana(
-                    str(payload.get("given_name_kana") or ""), "given_name_kana", required=False
+                    str(_given(payload, "given_name_kana", row.given_name_kana)),
+                    "given_name_kana",
+                    required=False,
                 ),
             }
             detail["previous_name"] = f"{row.family_name} {row.given_name}".strip()
@@ -501,6 +519,7 @@ class MunicipalityService:
         assigned = self.numbers.assign_numbers(missing)
         today = self.clock.today()
         with writing(self.engine) as conn:
+            lock_event_stream(conn, municipality_code)
             for rc, number in assigned.items():
                 done = conn.execute(
                     update(r)
@@ -539,6 +558,8 @@ class MunicipalityService:
         changed = 0
         with writing(self.engine) as conn:
             rows = conn.execute(select(r).where(r.c.resident_code == resident_code)).all()
+            for code in sorted({row.municipality_code for row in rows}):
+                lock_event_stream(conn, code)
             for row in rows:
                 if row.number_index == ix:
                     continue
@@ -644,6 +665,12 @@ class MunicipalityService:
                 field="household_id",
             )
         return [self.view(row._mapping) for row in rows]
+
+
+def _given(payload: Mapping[str, Any], key: str, current: str) -> Any:
+    """`payload[key]`, or `current` when the key is absent or None."""
+    value = payload.get(key)
+    return current if value is None else value
 
 
 def _stringify(row: Row[Any]) -> dict[str, str]:

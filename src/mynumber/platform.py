@@ -5,8 +5,8 @@ In one process the roles call each other's services directly; each still owns it
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from mynumber.clock import Clock, SystemClock

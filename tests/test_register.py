@@ -70,13 +70,13 @@ GIVEN = [
 def nth_person(i: int, **over: Any) -> dict[str, Any]:
     """A distinct person for each i (given name and address differ)."""
     given, kana = GIVEN[i % len(GIVEN)]
-    return person(
-        given_name=given,
-        given_name_kana=kana,
-        birth_date=(D(1960, 1, 1) + dt.timedelta(days=37 * i)).isoformat(),
-        address=f"東京都新宿区新宿{i % 7 + 1}丁目{i + 1}番{i % 5 + 1}号",
-        **over,
-    )
+    items = {
+        "given_name": given,
+        "given_name_kana": kana,
+        "birth_date": (D(1960, 1, 1) + dt.timedelta(days=37 * i)).isoformat(),
+        "address": f"東京都新宿区新宿{i % 7 + 1}丁目{i + 1}番{i % 5 + 1}号",
+    }
+    return person(**{**items, **over})
 
 
 def fresh_code(i: int) -> str:
@@ -298,6 +298,9 @@ def test_unknown_resident_and_municipality(platform: Platform) -> None:
 MOVE_DAY = D(2026, 10, 1)
 
 
+DEADLINE_CASES = [(0, False), (13, False), (14, False), (15, True), (400, True)]
+
+
 @pytest.mark.parametrize(
     "kind",
     [
@@ -308,60 +311,63 @@ MOVE_DAY = D(2026, 10, 1)
         EventKind.HOUSEHOLD_CHANGE,
     ],
 )
-@pytest.mark.parametrize(("days", "late"), [(0, False), (14, False), (15, True), (400, True)])
-def test_fourteen_day_deadline(
-    platform: Platform, clock: FixedClock, kind: EventKind, days: int, late: bool
-) -> None:
+def test_fourteen_day_deadline(platform: Platform, clock: FixedClock, kind: EventKind) -> None:
     payloads: dict[EventKind, dict[str, Any]] = {
         EventKind.MOVE_WITHIN: {"address": "東京都新宿区西新宿2-8-1"},
         EventKind.MOVE_OUT: {"destination": "横浜市"},
         EventKind.NAME_CHANGE: {"family_name": "佐藤", "family_name_kana": "サトウ"},
         EventKind.HOUSEHOLD_CHANGE: {"household_id": "h2", "relationship": "世帯主"},
     }
-    at(clock, MOVE_DAY - dt.timedelta(days=30))
-    if kind is EventKind.MOVE_IN:
-        at(clock, MOVE_DAY + dt.timedelta(days=days))
-        body = move_in(platform, person(moved_on=MOVE_DAY.isoformat()))
-    else:
-        rc = move_in(platform, person())["resident_code"]
-        at(clock, MOVE_DAY + dt.timedelta(days=days))
-        body = change(platform, rc, kind, {**payloads[kind], "occurred_on": MOVE_DAY.isoformat()})
-    assert body["late"] is late
-    assert body["deadline"] == (MOVE_DAY + dt.timedelta(days=14)).isoformat()
-    event = next(e for e in all_events(platform) if e["seq"] == body["seq"])
-    assert event["late"] is late
-    assert event["occurred_on"] == MOVE_DAY.isoformat()
-    assert event["notified_on"] == (MOVE_DAY + dt.timedelta(days=days)).isoformat()
+    for i, (days, late) in enumerate(DEADLINE_CASES):
+        at(clock, MOVE_DAY - dt.timedelta(days=30))
+        if kind is EventKind.MOVE_IN:
+            at(clock, MOVE_DAY + dt.timedelta(days=days))
+            body = move_in(platform, nth_person(i, moved_on=MOVE_DAY.isoformat()))
+        else:
+            rc = move_in(platform, nth_person(i))["resident_code"]
+            at(clock, MOVE_DAY + dt.timedelta(days=days))
+            payload = {**payloads[kind], "occurred_on": MOVE_DAY.isoformat()}
+            body = change(platform, rc, kind, payload)
+        assert body["late"] is late, days
+        assert body["deadline"] == (MOVE_DAY + dt.timedelta(days=14)).isoformat()
+        event = next(e for e in all_events(platform) if e["seq"] == body["seq"])
+        assert event["kind"] == kind
+        assert event["late"] is late
+        assert event["occurred_on"] == MOVE_DAY.isoformat()
+        assert event["notified_on"] == (MOVE_DAY + dt.timedelta(days=days)).isoformat()
 
 
-@pytest.mark.parametrize(("days", "late"), [(0, False), (13, False), (14, True)])
-def test_birth_deadline_counts_the_day_of_birth(
-    platform: Platform, clock: FixedClock, days: int, late: bool
-) -> None:
+def test_birth_deadline_counts_the_day_of_birth(platform: Platform, clock: FixedClock) -> None:
     born = D(2026, 11, 1)
     at(clock, born)
     hh = move_in(platform, person())["resident"]["household_id"]
-    at(clock, born + dt.timedelta(days=days))
-    _, body, _ = platform.municipality.record(
-        MUNI,
-        EventKind.BIRTH,
-        person(given_name="一郎", birth_date=born.isoformat(), household_id=hh, relationship="子"),
-    )
-    assert body["late"] is late
-    assert body["deadline"] == "2026-11-14"  # 14 days counting 11-01 itself
+    for i, (days, late) in enumerate([(0, False), (13, False), (14, True), (15, True)]):
+        at(clock, born + dt.timedelta(days=days))
+        given, kana = GIVEN[i + 1]
+        _, body, _ = platform.municipality.record(
+            MUNI,
+            EventKind.BIRTH,
+            person(
+                given_name=given,
+                given_name_kana=kana,
+                birth_date=born.isoformat(),
+                household_id=hh,
+                relationship="子",
+            ),
+        )
+        assert body["late"] is late, days
+        assert body["deadline"] == "2026-11-14"  # 14 days counting 11-01 itself
 
 
-@pytest.mark.parametrize(("days", "late"), [(0, False), (6, False), (7, True)])
-def test_death_deadline_is_seven_days(
-    platform: Platform, clock: FixedClock, days: int, late: bool
-) -> None:
+def test_death_deadline_is_seven_days(platform: Platform, clock: FixedClock) -> None:
     died = D(2026, 11, 1)
-    at(clock, died - dt.timedelta(days=10))
-    rc = move_in(platform, person())["resident_code"]
-    at(clock, died + dt.timedelta(days=days))
-    body = change(platform, rc, EventKind.DEATH, {"occurred_on": died.isoformat()})
-    assert body["late"] is late
-    assert body["deadline"] == "2026-11-07"
+    for i, (days, late) in enumerate([(0, False), (6, False), (7, True)]):
+        at(clock, died - dt.timedelta(days=10))
+        rc = move_in(platform, nth_person(i))["resident_code"]
+        at(clock, died + dt.timedelta(days=days))
+        body = change(platform, rc, EventKind.DEATH, {"occurred_on": died.isoformat()})
+        assert body["late"] is late, days
+        assert body["deadline"] == "2026-11-07"
 
 
 def test_explicit_notification_date_decides_lateness(platform: Platform, clock: FixedClock) -> None:
@@ -413,10 +419,6 @@ def test_future_and_impossible_dates_are_refused_without_writing(
                 "occurred_on": (TODAY.date() + dt.timedelta(days=15)).isoformat(),
             },
         ),
-        lambda: change(platform, rc, EventKind.DEATH, {"occurred_on": "1979-01-01"}),
-        lambda: platform.municipality.record(
-            MUNI, EventKind.MOVE_IN, nth_person(4, birth_date="2000-01-01", moved_on="1999-12-31")
-        ),
         lambda: platform.municipality.record(
             MUNI, EventKind.MOVE_IN, nth_person(5, birth_date="2026-02-30")
         ),
@@ -429,6 +431,21 @@ def test_future_and_impossible_dates_are_refused_without_writing(
     assert count_residents(platform) == 1
     assert platform.jlis.counts() == numbers_before
     assert platform.municipality.get_resident(MUNI, rc)["status"] == "active"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug: an event dated before the person's birth is accepted (needs a new "
+    "reason code in docs/reason-codes.md)",
+)
+def test_events_dated_before_birth_are_refused(platform: Platform) -> None:
+    with pytest.raises(ValidationError):
+        platform.municipality.record(
+            MUNI, EventKind.MOVE_IN, person(birth_date="2000-01-01", moved_on="1999-12-31")
+        )
+    rc = move_in(platform, person())["resident_code"]
+    with pytest.raises(ValidationError):
+        change(platform, rc, EventKind.DEATH, {"occurred_on": "1979-01-01"})
 
 
 def test_move_out_may_be_notified_in_advance(platform: Platform) -> None:
@@ -501,8 +518,9 @@ def test_a_deceased_person_cannot_move_back_in(platform: Platform) -> None:
     rc = move_in(platform, person())["resident_code"]
     change(platform, rc, EventKind.DEATH)
     before = all_events(platform)
-    with pytest.raises(ConflictError):
+    with pytest.raises(ConflictError) as err:
         move_in(platform, person(resident_code=rc))
+    assert err.value.code == "resident.not_active"
     assert platform.municipality.get_resident(MUNI, rc)["status"] == "deceased"
     assert all_events(platform) == before
 
@@ -1079,3 +1097,35 @@ TestRegisterMachine.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug (domain.validate_resident / household_change): a relationship longer than "
+    "the String(40) column or a NUL in household_id is accepted, then fails in PostgreSQL with a "
+    "500 (and is stored on SQLite) instead of a 422",
+)
+@pytest.mark.parametrize(
+    "attempt",
+    ["move_in_relationship", "household_change_relationship", "move_in_household_nul"],
+)
+def test_values_the_register_cannot_hold_are_refused(platform: Platform, attempt: str) -> None:
+    rc = move_in(platform, person())["resident_code"]
+    before = all_events(platform)
+    with pytest.raises(ValidationError):
+        if attempt == "move_in_relationship":
+            platform.municipality.record(
+                MUNI, EventKind.MOVE_IN, nth_person(1, household_id="hx", relationship="妻" * 41)
+            )
+        elif attempt == "household_change_relationship":
+            change(
+                platform,
+                rc,
+                EventKind.HOUSEHOLD_CHANGE,
+                {"household_id": "h", "relationship": "妻" * 41},
+            )
+        else:
+            platform.municipality.record(
+                MUNI, EventKind.MOVE_IN, nth_person(1, household_id="h\x00")
+            )
+    assert all_events(platform) == before

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -72,11 +73,11 @@ def settings_for(data_dir: Path | None, database_url: str | None) -> Settings:
 
 def fail(e: MynumberError, where: str = "") -> None:
     prefix = f"{where}: " if where else ""
-    err.print(
-        f"[red]error[/red] {prefix}{e.code}" + (f" [{e.field}]" if e.field else ""), highlight=False
-    )
-    err.print(f"  {e.ja}", highlight=False)
-    err.print(f"  {e.en}", highlight=False)
+    # Field names in brackets would be read as Rich markup and vanish: escape what is not ours.
+    where_field = f" [{e.field}]" if e.field else ""
+    err.print(f"[red]error[/red] {escape(prefix + e.code + where_field)}", highlight=False)
+    err.print(f"  {e.ja}", highlight=False, markup=False)
+    err.print(f"  {e.en}", highlight=False, markup=False)
     raise typer.Exit(1)
 
 
@@ -184,7 +185,8 @@ def _import(p: Any, rows: Any, total: int, municipality: str | None, skip_invali
     from mynumber.municipality.bulk import import_residents
 
     with progress_bar() as bar:
-        task = bar.add_task("import", total=total)
+        task = bar.add_task("check", total=total)
+        write_task = bar.add_task("import", total=None)
         p.auto_sync = False
         report = import_residents(
             p.municipality,
@@ -192,7 +194,9 @@ def _import(p: Any, rows: Any, total: int, municipality: str | None, skip_invali
             municipality=municipality,
             skip_invalid=skip_invalid,
             progress=lambda n: bar.advance(task, n),
+            written=lambda done, of: bar.update(write_task, completed=done, total=of),
         )
+        bar.update(task, total=report.read, completed=report.read)
         if report.committed and report.imported:
             sync_task = bar.add_task("J-LIS mirror", total=report.imported)
             for code in p.municipality.municipality_codes():
@@ -219,28 +223,42 @@ def import_residents_cmd(
     """Import residents; with any bad row nothing is committed unless --skip-invalid."""
     from mynumber.csvio import count_lines, detect_encoding, read_residents
 
-    with file.open("rb") as fh:
-        encoding = detect_encoding(fh.read(1 << 16))
-    if encoding == "cp932":
-        err.print(
-            "note: the file is Shift_JIS (CP932); it is read as such / Shift_JIS として読み込みます"
-        )
-    total = max(count_lines(file) - 1, 0)
+    encoding = "utf-8"
     try:
+        with file.open("rb") as fh:
+            encoding = detect_encoding(fh.read(1 << 16))
+        if encoding == "cp932":
+            err.print(
+                "note: the file is Shift_JIS (CP932); it is read as such / Shift_JIS として読み込みます"
+            )
+        total = max(count_lines(file) - 1, 0)
         with (
             file.open(encoding=encoding, newline="") as fh,
             platform_for(data_dir, database_url) as p,
         ):
             report = _import(p, read_residents(fh), total, municipality, skip_invalid)
-    except UnicodeDecodeError as e:
-        err.print(f"[red]error[/red] csv.encoding: {e.reason} at byte {e.start} / 文字コードの誤り")
+    except UnicodeDecodeError:
+        # Past the sample detect_encoding judged by; nothing was committed.
+        shown = "Shift_JIS (CP932)" if encoding == "cp932" else "UTF-8"
+        err.print(f"[red]error[/red] {escape(str(file))}: csv.encoding", highlight=False)
+        err.print(
+            f"  ファイルの途中に {shown} として読めない文字があります。UTF-8 で保存してください。",
+            highlight=False,
+        )
+        err.print(
+            f"  Part of the file is not valid {shown}; save the whole file as UTF-8.",
+            highlight=False,
+        )
         raise typer.Exit(1) from None
     except MynumberError as e:
         fail(e, str(file))
         return
     for bad in report.errors[:20]:
+        where = f" [{bad.field}]" if bad.field else ""
         err.print(
-            f"  line {bad.row} [{bad.field}] {bad.code}: {bad.ja} / {bad.en}", highlight=False
+            f"  line {bad.row}{where} {bad.code}: {bad.ja} / {bad.en}",
+            highlight=False,
+            markup=False,
         )
     if len(report.errors) > 20:
         err.print(f"  … and {len(report.errors) - 20:,} more")
@@ -251,7 +269,7 @@ def import_residents_cmd(
             w.writerow(["row", "field", "code", "message_ja", "message_en"])
             for bad in report.errors:
                 w.writerow([bad.row, bad.field or "", bad.code, bad.ja, bad.en])
-        err.print(f"report of {len(report.errors):,} bad row(s): {path}")
+        err.print(f"report of {len(report.errors):,} bad row(s): {path}", markup=False)
     if report.municipalities_added:
         err.print(f"municipalities added: {', '.join(report.municipalities_added)}")
     if not report.committed:
@@ -282,6 +300,7 @@ def export_residents_cmd(
     try:
         with platform_for(data_dir, database_url) as p:
             fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a file that already exists
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
                 w = csv.DictWriter(fh, fieldnames=RESIDENT_COLUMNS)
                 w.writeheader()

@@ -18,10 +18,22 @@ _ALIASES = {"name", "name_kana"}
 csv.field_size_limit(1 << 20)
 
 
+def _not_utf8_or_cp932() -> ValidationError:
+    return ValidationError(
+        "csv.encoding",
+        "The file is neither UTF-8 nor Shift_JIS (CP932); save it as UTF-8.",
+        "ファイルの文字コードが UTF-8 でも Shift_JIS (CP932) でもありません。UTF-8 で保存してください。",
+    )
+
+
 def detect_encoding(sample: bytes) -> str:
     """'utf-8-sig', 'utf-8' or 'cp932', judged from the first bytes of a file."""
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
+    # UTF-16/32 (what Excel's "Unicode text" writes): every ASCII character comes with NUL
+    # bytes, which both decoders below would accept. No text CSV contains NUL.
+    if b"\x00" in sample or sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise _not_utf8_or_cp932()
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
         return "utf-8"
@@ -31,11 +43,7 @@ def detect_encoding(sample: bytes) -> str:
         codecs.getincrementaldecoder("cp932")().decode(sample, final=False)
         return "cp932"
     except UnicodeDecodeError:
-        raise ValidationError(
-            "csv.encoding",
-            "The file is neither UTF-8 nor Shift_JIS (CP932); save it as UTF-8.",
-            "ファイルの文字コードが UTF-8 でも Shift_JIS (CP932) でもありません。UTF-8 で保存してください。",
-        ) from None
+        raise _not_utf8_or_cp932() from None
 
 
 def count_lines(path: Path) -> int:
@@ -93,17 +101,20 @@ def read_residents(
         raise ValidationError("csv.empty", "The file is empty.", "ファイルが空です。") from None
     cols = _check_header(header)
     width = len(cols)
+    end = reader.line_num
     for row in reader:
+        # A quoted field may hold line breaks: a row is named by the line it starts on.
+        line, end = end + 1, reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         if len(row) != width:
             yield (
-                reader.line_num,
+                line,
                 ValidationError(
                     "csv.row_width",
-                    f"Line {reader.line_num} has {len(row)} fields; the header has {width}.",
-                    f"{reader.line_num}行目の項目数は{len(row)}個ですが、ヘッダーは{width}個です。",
+                    f"Line {line} has {len(row)} fields; the header has {width}.",
+                    f"{line}行目の項目数は{len(row)}個ですが、ヘッダーは{width}個です。",
                 ),
             )
             continue
-        yield reader.line_num, dict(zip(cols, row, strict=True))
+        yield line, dict(zip(cols, row, strict=True))

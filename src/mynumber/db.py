@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Table, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 __all__ = ["bulk_insert", "is_postgres", "make_engine", "writing"]
 
@@ -90,26 +91,32 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     procs = [table.c[c].type.bind_processor(dialect) for c in cols]
     driver = conn.connection.driver_connection
     assert driver is not None
-    if dialect.name == "postgresql":
-        names = ", ".join(f'"{c}"' for c in cols)
-        with driver.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row([row[c] for c in cols])
-        return
-    get = itemgetter(*cols)
-    converting = [(i, p) for i, p in enumerate(procs) if p is not None]
-    values: list[Any] = []
-    for row in rows:
-        vals = get(row) if len(cols) > 1 else (row[cols[0]],)
-        if converting:
-            vals = list(vals)
-            for i, p in converting:
-                if vals[i] is not None:
-                    vals[i] = p(vals[i])
-        values.append(vals)
-    sql = f'INSERT INTO "{table.name}" ({", ".join(cols)}) VALUES ({", ".join("?" * len(cols))})'
-    cur = driver.cursor()
+    dbapi = dialect.loaded_dbapi
+    names = ", ".join(f'"{c}"' for c in cols)
     try:
-        cur.executemany(sql, values)
-    finally:
-        cur.close()
+        if dialect.name == "postgresql":
+            sql = f'COPY "{table.name}" ({names}) FROM STDIN'
+            with driver.cursor() as cur, cur.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row([row[c] for c in cols])
+            return
+        get = itemgetter(*cols)
+        converting = [(i, p) for i, p in enumerate(procs) if p is not None]
+        values: list[Any] = []
+        for row in rows:
+            vals = get(row) if len(cols) > 1 else (row[cols[0]],)
+            if converting:
+                vals = list(vals)
+                for i, p in converting:
+                    if vals[i] is not None:
+                        vals[i] = p(vals[i])
+            values.append(vals)
+        sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(cols))})'
+        cur = driver.cursor()
+        try:
+            cur.executemany(sql, values)
+        finally:
+            cur.close()
+    except dbapi.Error as exc:
+        # Raise what an ordinary insert would: SQLAlchemy's wrapper (IntegrityError, …).
+        raise DBAPIError.instance(sql, None, exc, dbapi.Error, dialect=dialect) from exc

@@ -116,7 +116,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             }
             for e in exc.errors()
         ]
-        first = errors[0]["field"] if errors else None
+        first = (errors[0]["field"] if errors else None) or None  # "" is the body as a whole
         err = MynumberError(
             "request.invalid",
             f"The request is invalid{f' at {first}' if first else ''}.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from mynumber.api.deps import (
     PLAIN_TEXT,
@@ -27,8 +27,17 @@ router = APIRouter(prefix="/api/jlis", tags=["jlis"], responses=PROBLEM_RESPONSE
 Text = Annotated[str, Field(max_length=300, pattern=PLAIN_TEXT)]
 
 
+_EXAMPLE: dict[str, JsonValue] = {
+    "name": "山田 太郎",
+    "name_kana": "ヤマダ タロウ",
+    "birth_date": "1980-01-02",
+    "sex": "1",
+    "address": "東京都新宿区新宿三丁目1番1号",
+}
+
+
 class FiveItemsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
 
     name: Text = Field(description="kanji name, family and given (a space between is optional)")
     name_kana: Text
@@ -52,6 +61,11 @@ class FiveItemsIn(BaseModel):
 
 
 class VerifyIn(FiveItemsIn):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{**_EXAMPLE, "individual_number": "1234 5678 9018"}]},
+    )
+
     individual_number: Annotated[str, Field(max_length=40, pattern=PLAIN_TEXT)]
 
 

@@ -142,8 +142,9 @@ class JlisService:
                     for i in range(0, len(codes), _CHUNK):
                         result.update(self._assign_chunk(conn, codes[i : i + _CHUNK]))
                 return result
-            except IntegrityError:
-                # Another writer assigned one of these numbers concurrently; read it back.
+            except (IntegrityError, self.engine.dialect.loaded_dbapi.IntegrityError):
+                # Another writer assigned one of these numbers concurrently; read it back. (The
+                # driver's own error arrives unwrapped from bulk_insert's COPY / executemany.)
                 result.clear()
                 if attempt == 4:
                     raise

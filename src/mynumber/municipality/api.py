@@ -32,6 +32,13 @@ class Body(BaseModel):
 
 
 class MunicipalityIn(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"code": "131016", "prefecture": "東京都", "name": "千代田区"}]
+        },
+    )
+
     code: Annotated[str, Field(max_length=20, pattern=PLAIN_TEXT)]
     prefecture: Text
     name: Text
@@ -69,6 +76,24 @@ class BirthIn(PersonIn):
 
 
 class MoveInIn(PersonIn):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "family_name": "山田",
+                    "given_name": "太郎",
+                    "family_name_kana": "ヤマダ",
+                    "given_name_kana": "タロウ",
+                    "birth_date": "昭和55年1月2日",
+                    "sex": "1",
+                    "postal_code": "160-0022",
+                    "address": "東京都新宿区新宿三丁目1番1号",
+                }
+            ]
+        },
+    )
+
     resident_code: OptText = Field(default=None, description="kept from the previous municipality")
     moved_on: OptText = None
 
@@ -219,6 +244,9 @@ def _record(
     key: str,
     resident_code: str | None = None,
 ) -> dict[str, Any]:
+    # The service keys idempotency records by the code as given: normalise it first, so that
+    # "１３１０４１" and "131041" share their keys and junk (a NUL) never reaches the database.
+    code = parse_municipality(code, field="municipality_code")
     status, result, replayed = p.municipality.record(
         code,
         kind,

@@ -73,8 +73,11 @@ class _Importer:
         self.locked: set[str] = set()
         self.seen_codes: set[str] = set()
         self.seen_numbers: set[str] = set()
+        self.pending: list[tuple[int, ResidentItems, str]] = []
 
     def chunk(self, rows: list[tuple[int, Row]]) -> None:
+        """First pass: check rows against each other and the register; nothing is written and
+        J-LIS is not asked for anything yet."""
         good: list[tuple[int, ResidentItems, str]] = []
         for line, raw in rows:
             if isinstance(raw, MynumberError):
@@ -101,8 +104,19 @@ class _Importer:
                 self.report.errors.append(err)
                 continue
             good.append((line, items, code))
-        good = self._against_register(good)
-        self._insert(good)
+        self.pending.extend(self._against_register(good))
+
+    def write(self, skip_invalid: bool, progress: Callable[[int, int], None] | None = None) -> None:
+        """Second pass, once every row is known to be good (or `skip_invalid`): reserve codes and
+        numbers at J-LIS and insert. J-LIS commits on its own, so a file that is refused must not
+        get this far: a number adopted for a code nobody holds would refuse the retry."""
+        total = len(self.pending)
+        for start in range(0, total, CHUNK):
+            if self.report.errors and not skip_invalid:
+                return  # J-LIS refused a row: the file will be rolled back, stop asking it
+            self._insert(self.pending[start : start + CHUNK])
+            if progress:
+                progress(min(start + CHUNK, total), total)
 
     def _duplicate_in_file(self, line: int, items: ResidentItems) -> RowError | None:
         if items.resident_code:
@@ -312,8 +326,12 @@ def import_residents(
     municipality: str | None = None,
     skip_invalid: bool = False,
     progress: Callable[[int], None] | None = None,
+    written: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
-    """Import `rows` (line number, fields); all or nothing unless `skip_invalid`."""
+    """Import `rows` (line number, fields); all or nothing unless `skip_invalid`.
+
+    `progress(n)` is called as rows are read and checked; `written(done, total)` as the good
+    rows are written (J-LIS numbers, register rows and events)."""
     report = ImportReport()
     with svc.engine.connect() as conn:
         conn.execution_options(writing=True)
@@ -333,6 +351,9 @@ def import_residents(
                 imp.chunk(batch)
                 if progress:
                     progress(len(batch))
+            if skip_invalid or not report.errors:
+                imp.write(skip_invalid, written)
+            report.errors.sort(key=lambda e: e.row)
             if report.errors and not skip_invalid:
                 trans.rollback()
                 report.imported = 0

@@ -134,6 +134,13 @@ def check_transition(kind: EventKind, current: Status | None) -> Status:
                 "この方はすでに当該市区町村の住民として登録されています。",
                 field="resident_code",
             )
+        if current is Status.DECEASED:  # a 除票 by death is closed for ever
+            raise ConflictError(
+                "resident.not_active",
+                "The resident's record is closed by death; nothing more can be recorded on it.",
+                "この住民の記録は死亡により消除されています。登録できません。",
+                field="resident_code",
+            )
         return Status.ACTIVE
     if current is None:
         raise ConflictError(

@@ -237,14 +237,6 @@ class MunicipalityService:
         row: Mapping[Any, Any],
         detail: Mapping[str, Any] | None = None,
     ) -> int:
-        if is_postgres(self.engine):
-            # A reader of the feed moves its cursor past every seq it sees, so seqs must become
-            # visible in order: hold the municipality's row lock from taking a seq to commit.
-            conn.execute(
-                select(m.municipalities.c.code)
-                .where(m.municipalities.c.code == code)
-                .with_for_update()
-            )
         seq = conn.execute(
             m.events.insert()
             .values(

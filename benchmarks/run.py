@@ -1,0 +1,252 @@
+"""`python -m benchmarks`: generate, import, query, serve; print the table; write JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rich.table import Table
+
+from .backends import Backend, postgres_backend, postgres_database, postgres_version, sqlite_backend
+from .bench_http import http_results, run_http
+from .bench_import import as_tuples, import_results, run_import
+from .bench_query import Tally, query_result, run_bare_lookup, run_queries
+from .common import Result, err, fmt_rate, machine_info, out
+from .data import build_claims, generate_rows
+
+__all__ = ["main"]
+
+PHASES = ("import", "query", "http")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="mynumber benchmarks: each figure beside a floor measured in the same run.",
+    )
+    p.add_argument("--rows", type=int, default=1_000_000, help="residents to import (1,000,000)")
+    p.add_argument("--queries", type=int, default=20_000, help="five-item claims (20,000)")
+    p.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also run on PostgreSQL: a database is created on this server and dropped after",
+    )
+    p.add_argument(
+        "--only",
+        choices=PHASES,
+        action="append",
+        help="report only this benchmark (repeatable); the register is imported regardless",
+    )
+    p.add_argument("--json", metavar="FILE", type=Path, help="also write the results as JSON")
+    p.add_argument("--seed", type=int, default=1, help="seed of the synthetic register (1)")
+    p.add_argument("--workers", type=int, default=2, help="server worker processes (2)")
+    p.add_argument("--concurrency", type=int, default=32, help="HTTP requests in flight (32)")
+    p.add_argument(
+        "--http-client",
+        choices=("httpx", "lean", "both"),
+        default="both",
+        help="HTTP client(s): httpx.AsyncClient, and/or a lean asyncio one that shows what the "
+        "server itself sustains (both)",
+    )
+    p.add_argument(
+        "--http-time-limit",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="upper bound of each timed HTTP phase (300)",
+    )
+    return p
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every finally: server stopped, dirs removed
+
+
+def _ratio(r: Result) -> str:
+    x = r.ratio
+    if x != x:
+        return "—"
+    return f"{x:.3f} (1/{1 / x:,.1f})" if x < 1 else f"{x:.2f}×"
+
+
+def _target(r: Result) -> str:
+    if r.met is None:
+        return r.target_text or "—"
+    mark = "[green]✔ met" if r.met else "[bold red]✘ missed"
+    return f"{r.target_text} {mark}"
+
+
+def _table(results: list[Result]) -> Table:
+    t = Table(title="mynumber benchmarks — ratio = figure ÷ baseline (throughput; 1.0 = the floor)")
+    t.add_column("benchmark")
+    t.add_column("figure", justify="right")
+    t.add_column("baseline figure")
+    t.add_column("ratio", justify="right", no_wrap=True)
+    t.add_column("target")
+    last = None
+    for r in results:
+        if last is not None and r.backend != last:
+            t.add_section()
+        last = r.backend
+        t.add_row(
+            f"{r.backend}: {r.benchmark}",
+            f"{fmt_rate(r.value, r.unit)} · {r.seconds:,.2f} s",
+            f"{fmt_rate(r.baseline_value, r.unit)} {r.baseline} · {r.baseline_seconds:,.2f} s",
+            _ratio(r),
+            _target(r),
+        )
+    return t
+
+
+def _machine_lines(m: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    lines = [
+        f"machine: nproc {m['nproc']} · {m['cpu']} · {m['memory_gib']} GiB · {m['os']}",
+        f"software: Python {m['python']} · SQLite {m['sqlite']}"
+        + (f" · PostgreSQL {m['postgresql']}" if m.get("postgresql") else "")
+        + f" · SQLAlchemy {m['sqlalchemy']} · psycopg {m['psycopg']} · httpx {m['httpx']}",
+        f"load average: {' '.join(map(str, m['loadavg_at_start']))} at start, "
+        f"{' '.join(map(str, m.get('loadavg_at_end', [])))} at end "
+        "(other work on the machine skews every figure)",
+        f"run: {args.rows:,} residents (seed {args.seed}), {args.queries:,} claims, "
+        f"HTTP: {args.workers} server workers, {args.concurrency} in flight",
+    ]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    only = set(args.only or PHASES)
+    clients = ("httpx", "lean") if args.http_client == "both" else (args.http_client,)
+    if args.rows < 1 or args.queries < 1:
+        err.print("[red]--rows and --queries must be positive")
+        return 2
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    if not out.is_terminal:
+        out.width = max(out.width, 180)
+
+    machine = machine_info()
+    if args.postgres:
+        machine["postgresql"] = postgres_version(args.postgres)
+    started = time.time()
+
+    results: list[Result] = []
+    tallies: list[Tally] = []
+    details: dict[str, list[dict[str, Any]]] = {"import": [], "bare_lookup": [], "http": []}
+
+    rows = generate_rows(args.rows, args.seed)
+    tuples = as_tuples(rows) if "import" in only else None
+    claims: list[Any] = []
+    warm: list[Any] = []
+    claim_summary: dict[str, Any] = {}
+    if only & {"query", "http"}:
+        claims, claim_summary = build_claims(rows, args.queries, args.seed + 1)
+        warm, _ = build_claims(rows, 200, args.seed + 2, label="warm-up claims")
+
+    root = Path(tempfile.mkdtemp(prefix="mynumber-bench-"))
+    err.print(f"[dim]temporary data dir: {root} (removed at the end)")
+    try:
+        with ExitStack() as stack:
+            makers: list[tuple[str, Any]] = [("sqlite", lambda: sqlite_backend(root))]
+            if args.postgres:
+
+                def make_pg() -> Backend:
+                    url = stack.enter_context(postgres_database(args.postgres))
+                    return postgres_backend(root, url)
+
+                makers.append(("postgresql", make_pg))
+            for _name, make in makers:
+                backend: Backend = make()
+                try:
+                    run = run_import(backend, rows, tuples)
+                    details["import"].append(run.as_json())
+                    if "import" in only:
+                        results += import_results(run)
+                    if not only & {"query", "http"}:
+                        continue
+                    bare = run_bare_lookup(backend, claims, warm)
+                    details["bare_lookup"].append(bare.as_json())
+                    if "query" in only:
+                        seconds, tally = run_queries(backend, claims, warm)
+                        results.append(query_result(backend.name, seconds, len(claims), bare))
+                        tallies.append(tally)
+                    if "http" in only:
+                        hr = run_http(
+                            backend,
+                            claims,
+                            warm,
+                            clients=clients,
+                            workers=args.workers,
+                            concurrency=args.concurrency,
+                            time_limit=args.http_time_limit,
+                            log_dir=root,
+                        )
+                        details["http"].append(hr.as_json())
+                        results += http_results(hr, bare)
+                        tallies += [c.tally for c in hr.clients]
+                    if bare.targets_missing:
+                        tallies[-1].wrong.append(
+                            f"bare lookup missed {bare.targets_missing} persons (floor broken)"
+                        )
+                finally:
+                    backend.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    machine["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    out.print()
+    for line in _machine_lines(machine, args):
+        out.print(line, highlight=False)
+    if claim_summary:
+        by = claim_summary["by_kind"]
+        out.print(
+            f"claims: {by['exact']:,} exact, {by['variant']:,} variant notation, "
+            f"{by['wrong']:,} with one wrong item ({claim_summary['wrong_redrawn']:,} redrawn "
+            f"because they named someone); {claim_summary['expected_ambiguous']:,} true "
+            "duplicates in the register (expected ambiguous)",
+            highlight=False,
+        )
+    out.print()
+    out.print(_table(results))
+    for r in results:
+        for note in r.notes:
+            out.print(f"  {r.backend}: {r.benchmark.strip()} — {note}", highlight=False)
+    out.print()
+    for tally in tallies:
+        tally.print()
+    failed = any(not t.ok for t in tallies)
+
+    if args.json:
+        doc = {
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+            "seconds": time.time() - started,
+            "parameters": {
+                "rows": args.rows,
+                "queries": args.queries,
+                "seed": args.seed,
+                "postgres": bool(args.postgres),
+                "only": sorted(only),
+                "server_workers": args.workers,
+                "concurrency": args.concurrency,
+                "http_clients": list(clients),
+                "http_time_limit": args.http_time_limit,
+            },
+            "machine": machine,
+            "ratio_definition": "figure / baseline, both throughputs (= baseline time / our time)",
+            "results": [r.as_json() for r in results],
+            "claims": claim_summary,
+            "correctness": [t.as_json() for t in tallies],
+            "details": details,
+            "all_answers_right": not failed,
+        }
+        args.json.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+        err.print(f"[dim]results written to {args.json}")
+    return 1 if failed else 0

@@ -181,7 +181,14 @@ def synth(
 # -- import / export -------------------------------------------------------------------------
 
 
-def _import(p: Any, rows: Any, total: int, municipality: str | None, skip_invalid: bool) -> Any:
+def _import(
+    p: Any,
+    rows: Any,
+    total: int,
+    municipality: str | None,
+    skip_invalid: bool,
+    create_municipalities: bool = False,
+) -> Any:
     from mynumber.municipality.bulk import import_residents
 
     with progress_bar() as bar:
@@ -193,6 +200,7 @@ def _import(p: Any, rows: Any, total: int, municipality: str | None, skip_invali
             rows,
             municipality=municipality,
             skip_invalid=skip_invalid,
+            create_municipalities=create_municipalities,
             progress=lambda n: bar.advance(task, n),
             written=lambda done, of: bar.update(write_task, completed=done, total=of),
         )
@@ -217,6 +225,13 @@ def import_residents_cmd(
     report_file: Annotated[
         Path | None, typer.Option("--report", help="Where to write the report of bad rows (CSV).")
     ] = None,
+    create_municipalities: Annotated[
+        bool,
+        typer.Option(
+            "--create-municipalities",
+            help="Register municipality codes not yet in this deployment (else such rows are refused).",
+        ),
+    ] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -236,7 +251,9 @@ def import_residents_cmd(
             file.open(encoding=encoding, newline="") as fh,
             platform_for(data_dir, database_url) as p,
         ):
-            report = _import(p, read_residents(fh), total, municipality, skip_invalid)
+            report = _import(
+                p, read_residents(fh), total, municipality, skip_invalid, create_municipalities
+            )
     except UnicodeDecodeError:
         # Past the sample detect_encoding judged by; nothing was committed.
         shown = "Shift_JIS (CP932)" if encoding == "cp932" else "UTF-8"
@@ -297,10 +314,11 @@ def export_residents_cmd(
     from mynumber.municipality.bulk import export_residents
 
     n = 0
+    # Written beside the target and renamed at the end: a failed export leaves no partial file.
+    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
     try:
         with platform_for(data_dir, database_url) as p:
-            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a file that already exists
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
                 w = csv.DictWriter(fh, fieldnames=RESIDENT_COLUMNS)
                 w.writeheader()
@@ -309,8 +327,11 @@ def export_residents_cmd(
                 ):
                     w.writerow(row)
                     n += 1
+        tmp.replace(file)
     except MynumberError as e:
         fail(e)
+    finally:
+        tmp.unlink(missing_ok=True)
     out.print(f"exported {n:,} residents to {file}")
 
 

@@ -60,6 +60,7 @@ class _Importer:
         conn: Connection,
         municipality: str | None,
         report: ImportReport,
+        create_municipalities: bool = False,
     ) -> None:
         self.svc = svc
         self.conn = conn
@@ -70,6 +71,7 @@ class _Importer:
         self.today = svc.clock.today()
         self.now = svc.clock.now()
         self.known = set(svc.municipality_codes())
+        self.create_municipalities = create_municipalities
         self.locked: set[str] = set()
         self.seen_codes: set[str] = set()
         self.seen_numbers: set[str] = set()
@@ -97,6 +99,19 @@ class _Importer:
                         "municipality_code",
                         "municipality_code is empty and no --municipality was given.",
                         "municipality_code が空で、--municipality も指定されていません。",
+                    )
+                )
+                continue
+            if code not in self.known and not self.create_municipalities:
+                self.report.errors.append(
+                    _error(
+                        line,
+                        "municipality.not_found",
+                        "municipality_code",
+                        f"Municipality {code} is not registered in this deployment "
+                        "(add it first, or allow --create-municipalities).",
+                        f"市区町村 {code} はこの環境に登録されていません"
+                        "（先に登録するか --create-municipalities を指定してください）。",
                     )
                 )
                 continue
@@ -146,16 +161,19 @@ class _Importer:
     ) -> list[tuple[int, ResidentItems, str]]:
         r = m.residents
         codes = [it.resident_code for _, it, _ in good if it.resident_code]
+        # A resident code is national: taken if this municipality has any record under it
+        # (even a 除票), or another municipality has it as an active resident.
         taken_codes: set[tuple[str, str]] = set()
+        active_elsewhere: set[str] = set()
         if codes:
-            taken_codes = {
-                (row.municipality_code, row.resident_code)
-                for row in self.conn.execute(
-                    select(r.c.municipality_code, r.c.resident_code).where(
-                        r.c.resident_code.in_(codes)
-                    )
+            for row in self.conn.execute(
+                select(r.c.municipality_code, r.c.resident_code, r.c.status).where(
+                    r.c.resident_code.in_(codes)
                 )
-            }
+            ):
+                taken_codes.add((row.municipality_code, row.resident_code))
+                if row.status == Status.ACTIVE:
+                    active_elsewhere.add(row.resident_code)
         numbers = [it.individual_number for _, it, _ in good if it.individual_number]
         owners = self.svc.numbers.number_owners(numbers) if numbers else {}
         local_numbers: set[bytes] = set()
@@ -168,7 +186,9 @@ class _Importer:
             )
         kept = []
         for line, it, code in good:
-            if it.resident_code and (code, it.resident_code) in taken_codes:
+            if it.resident_code and (
+                (code, it.resident_code) in taken_codes or it.resident_code in active_elsewhere
+            ):
                 self.report.errors.append(
                     _error(
                         line,
@@ -325,6 +345,7 @@ def import_residents(
     *,
     municipality: str | None = None,
     skip_invalid: bool = False,
+    create_municipalities: bool = False,
     progress: Callable[[int], None] | None = None,
     written: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
@@ -337,7 +358,7 @@ def import_residents(
         conn.execution_options(writing=True)
         trans = conn.begin()
         try:
-            imp = _Importer(svc, conn, municipality, report)
+            imp = _Importer(svc, conn, municipality, report, create_municipalities)
             batch: list[tuple[int, Row]] = []
             for item in rows:
                 batch.append(item)

@@ -35,7 +35,13 @@ JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 PYCACHE = Path(tempfile.gettempdir()) / f"mynumber-test-pycache-{os.getuid()}"
 
 
-def cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str | Path, cwd: Path, create_municipalities: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI; imports register the file's municipality unless told not to (a fresh data
+    dir has none, and a row for an unregistered municipality is refused)."""
+    if create_municipalities and tuple(map(str, args[:2])) == ("import", "residents"):
+        args = (*args, "--create-municipalities")
     env = {
         k: v
         for k, v in os.environ.items()
@@ -421,3 +427,33 @@ def test_municipality_add(tmp_path: Path) -> None:
     r = cli("municipality", "list", "--data-dir", data, cwd=tmp_path)
     assert r.returncode == 0
     assert "131041" in r.stdout and "新宿区" in r.stdout and "131042" not in r.stdout
+
+
+def test_import_refuses_an_unregistered_municipality(f_csv: Path, tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    r = cli(
+        "import", "residents", f_csv, "--data-dir", data, cwd=tmp_path, create_municipalities=False
+    )
+    assert r.returncode == 1
+    assert_bilingual_error(r.stderr, "municipality.not_found")
+    assert residents_in(data) == []
+    assert (
+        cli(
+            "municipality",
+            "add",
+            "131041",
+            "--prefecture",
+            "東京都",
+            "--name",
+            "新宿区",
+            "--data-dir",
+            data,
+            cwd=tmp_path,
+        ).returncode
+        == 0
+    )
+    r = cli(
+        "import", "residents", f_csv, "--data-dir", data, cwd=tmp_path, create_municipalities=False
+    )
+    assert r.returncode == 0, r.stderr
+    assert len(residents_in(data)) == SYNTH

@@ -26,7 +26,9 @@ def _codes_in_source() -> set[str]:
 def test_every_reason_code_is_documented() -> None:
     doc = (ROOT / "docs" / "reason-codes.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"`([a-z_-]+\.[a-z_]+)`", doc))
-    documented |= {f"{k}.{s}" for k in Kind for s in ("empty", "invalid_character", "length", "check_digit")}
+    documented |= {
+        f"{k}.{s}" for k in Kind for s in ("empty", "invalid_character", "length", "check_digit")
+    }
     missing = sorted(_codes_in_source() - documented)
     assert not missing, f"add these codes to docs/reason-codes.md: {missing}"
 

@@ -7,7 +7,6 @@ import datetime as dt
 import threading
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from conftest import MUNI
@@ -442,11 +441,6 @@ def test_concurrent_syncs_apply_each_event_once(platform: Platform) -> None:
     assert found.resident_code == codes[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: sync applies each municipality's stream in turn, so a batch holding a "
-    "move-out from one municipality and the move-in to another can end with the older event",
-)
 def test_a_move_between_municipalities_synced_in_one_batch(platform: Platform) -> None:
     platform.municipality.create_municipality("011002", "北海道", "札幌市")
     # move from the municipality sync visits last to the one it visits first

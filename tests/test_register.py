@@ -433,11 +433,6 @@ def test_future_and_impossible_dates_are_refused_without_writing(
     assert platform.municipality.get_resident(MUNI, rc)["status"] == "active"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: an event dated before the person's birth is accepted (needs a new "
-    "reason code in docs/reason-codes.md)",
-)
 def test_events_dated_before_birth_are_refused(platform: Platform) -> None:
     with pytest.raises(ValidationError):
         platform.municipality.record(
@@ -1099,12 +1094,6 @@ TestRegisterMachine.settings = settings(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (domain.validate_resident / household_change): a relationship longer than "
-    "the String(40) column or a NUL in household_id is accepted, then fails in PostgreSQL with a "
-    "500 (and is stored on SQLite) instead of a 422",
-)
 @pytest.mark.parametrize(
     "attempt",
     ["move_in_relationship", "household_change_relationship", "move_in_household_nul"],

@@ -260,9 +260,9 @@ class JlisService:
                 for (code, number), ix in zip(part, ixs, strict=True):
                     owner = owners.get(ix)
                     if owner is not None and owner != code:
-                        refused[code] = "number.belongs_to_other"
+                        refused[code] = "individual_number.belongs_to_other"
                     elif code in active and active[code] != ix:
-                        refused[code] = "number.differs_from_registered"
+                        refused[code] = "individual_number.differs_from_registered"
                     elif owner is None:
                         inserts.append(
                             {
@@ -413,15 +413,23 @@ class JlisService:
                 "earlier_address_keys": "",
                 "updated_seq": e.seq,
             }
-            if old is not None:
+            if old is not None and e.seq <= old["updated_seq"]:
+                # Older than what the mirror holds (another municipality's stream was applied
+                # first, e.g. the move-in after this move-out): its values are earlier values.
                 for item in ("name", "kana", "address"):
-                    row[f"earlier_{item}_keys"] = _with_earlier(
-                        old[f"earlier_{item}_keys"], old[f"{item}_key"], row[f"{item}_key"]
+                    old[f"earlier_{item}_keys"] = _with_earlier(
+                        old[f"earlier_{item}_keys"], row[f"{item}_key"], old[f"{item}_key"]
                     )
-            if e.resident_code in current:
-                current[e.resident_code] = row
             else:
-                inserts[e.resident_code] = row
+                if old is not None:
+                    for item in ("name", "kana", "address"):
+                        row[f"earlier_{item}_keys"] = _with_earlier(
+                            old[f"earlier_{item}_keys"], old[f"{item}_key"], row[f"{item}_key"]
+                        )
+                if e.resident_code in current:
+                    current[e.resident_code] = row
+                else:
+                    inserts[e.resident_code] = row
             history.append(
                 {
                     "resident_code": e.resident_code,
@@ -515,7 +523,14 @@ class JlisService:
             _split(row.earlier_address_keys),
         )
         result = compare(claim, person)
-        return VerifyReport(status, result.items, result.all_match, result.all_match_or_earlier)
+        # A retired number never verifies, whatever its items say (it may have leaked).
+        active = status == "active"
+        return VerifyReport(
+            status,
+            result.items,
+            active and result.all_match,
+            active and result.all_match_or_earlier,
+        )
 
     def masked_number(self, resident_code: str) -> str | None:
         with self.engine.connect() as conn:

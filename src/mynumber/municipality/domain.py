@@ -27,6 +27,7 @@ __all__ = [
     "check_transition",
     "clean_kana",
     "clean_name",
+    "clean_text",
     "notification",
     "validate_resident",
 ]
@@ -94,10 +95,22 @@ class Notification:
 
 
 def notification(
-    kind: EventKind, occurred_on: dt.date, notified_on: dt.date, today: dt.date
+    kind: EventKind,
+    occurred_on: dt.date,
+    notified_on: dt.date,
+    today: dt.date,
+    birth_date: dt.date | None = None,
 ) -> Notification:
-    """Check an event's dates against today and its deadline; late is allowed, the future is not."""
+    """Check an event's dates against today, the person's birth and the deadline; late is
+    allowed, the future is not."""
     advance = ADVANCE_DAYS.get(kind, 0)
+    if birth_date is not None and occurred_on < birth_date:
+        raise ValidationError(
+            "event.before_birth",
+            f"The event date {occurred_on} is before the person's birth.",
+            f"届出事由の日付 {occurred_on} が生年月日より前です。",
+            field="occurred_on",
+        )
     if occurred_on > today + dt.timedelta(days=advance):
         raise ValidationError(
             "event.future",
@@ -163,7 +176,7 @@ _NAME_EXTRA = frozenset("々〆ヶー・＝'-. ")
 
 
 @functools.lru_cache(maxsize=65536)
-def clean_name(value: str, field: str, *, required: bool = True) -> str:
+def clean_name(value: str, field: str, *, required: bool = True, limit: int = 100) -> str:
     """A name as registered: NFC, spaces folded; letters only (any script, incl. outside JIS X 0208)."""
     text = " ".join(unicodedata.normalize("NFC", value).replace("\u3000", " ").split())
     if not text:
@@ -179,8 +192,26 @@ def clean_name(value: str, field: str, *, required: bool = True) -> str:
                 f"氏名に「{ch if ch.isprintable() else hex(ord(ch))}」は使えません。",
                 field=field,
             )
-    if len(text) > 100:
-        raise _too_long(field, 100)
+    if len(text) > limit:
+        raise _too_long(field, limit)
+    return text
+
+
+def clean_text(value: str, field: str, limit: int) -> str:
+    """Free text (household id, residence status, destination): NFC, spaces folded, no control
+    or unassigned characters, at most `limit` characters."""
+    text = " ".join(unicodedata.normalize("NFC", value).split())
+    if not text.isprintable() and any(
+        unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in text
+    ):
+        raise ValidationError(
+            "text.invalid_character",
+            f"{field} contains a control or unassigned character.",
+            f"{field} に使用できない文字が含まれています。",
+            field=field,
+        )
+    if len(text) > limit:
+        raise _too_long(field, limit)
     return text
 
 
@@ -310,10 +341,8 @@ def validate_resident(raw: Mapping[str, str | None], today: dt.date) -> Resident
             field="nationality",
         )
     stay = _opt(raw, "period_of_stay_end")
-    household = _opt(raw, "household_id")
-    if len(household) > 40:
-        raise _too_long("household_id", 40)
-    relationship = clean_name(_opt(raw, "relationship"), "relationship", required=False)
+    household = clean_text(_opt(raw, "household_id"), "household_id", 40)
+    relationship = clean_name(_opt(raw, "relationship"), "relationship", required=False, limit=40)
     return ResidentItems(
         resident_code=parse_resident_code(code, field="resident_code") if code else None,
         individual_number=parse_individual(number, field="individual_number") if number else None,
@@ -330,8 +359,8 @@ def validate_resident(raw: Mapping[str, str | None], today: dt.date) -> Resident
         address=address,
         household_id=household or None,
         relationship=relationship or "世帯主",
-        alphabet_name=" ".join(_opt(raw, "alphabet_name").upper().split())[:100],
+        alphabet_name=clean_text(_opt(raw, "alphabet_name"), "alphabet_name", 100).upper(),
         nationality=nationality,
-        residence_status=_opt(raw, "residence_status")[:40],
+        residence_status=clean_text(_opt(raw, "residence_status"), "residence_status", 40),
         period_of_stay_end=parse_date(stay, field="period_of_stay_end") if stay else None,
     )

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from mynumber.clock import Clock
 from mynumber.dates import parse_date
 from mynumber.db import is_postgres, writing
-from mynumber.errors import NotFoundError, ValidationError
+from mynumber.errors import ConflictError, NotFoundError, ValidationError
 from mynumber.idempotency import IdempotentRunner
 from mynumber.municipality import models as m
 from mynumber.municipality.domain import (
@@ -27,6 +27,7 @@ from mynumber.municipality.domain import (
     check_transition,
     clean_kana,
     clean_name,
+    clean_text,
     notification,
     validate_resident,
 )
@@ -282,6 +283,14 @@ class MunicipalityService:
 
         Returns (HTTP status, body, replayed)."""
         today = self.clock.today()
+        municipality_code = parse_municipality(municipality_code, field="municipality_code")
+        if kind not in CREATING and not resident_code:
+            raise ValidationError(
+                "field.required",
+                "resident_code is required.",
+                "住民票コードは必須です。",
+                field="resident_code",
+            )
         request = {"payload": dict(payload), "resident_code": resident_code, "kind": str(kind)}
 
         def work(conn: Connection) -> tuple[int, dict[str, Any]]:
@@ -289,7 +298,7 @@ class MunicipalityService:
             lock_event_stream(conn, code)
             if kind in CREATING:
                 return self._create(conn, code, kind, payload, today)
-            assert resident_code is not None
+            assert resident_code
             return self._change(conn, code, kind, resident_code, payload, today)
 
         status, body, replayed = self._runner.run(
@@ -319,10 +328,14 @@ class MunicipalityService:
         occurred = (
             items.birth_date if kind is EventKind.BIRTH else _occurred(payload, "moved_on", today)
         )
-        note = notification(kind, occurred, _occurred(payload, "notified_on", today), today)
+        note = notification(
+            kind, occurred, _occurred(payload, "notified_on", today), today, items.birth_date
+        )
         resident_code = items.resident_code
         existing = self._resident(conn, code, resident_code) if resident_code else None
         check_transition(kind, Status(existing.status) if existing else None)
+        if resident_code and kind is EventKind.MOVE_IN:
+            self._refuse_if_active_elsewhere(conn, code, resident_code)
         if kind is EventKind.BIRTH and resident_code:
             raise ValidationError(
                 "birth.resident_code",
@@ -399,6 +412,25 @@ class MunicipalityService:
         )
         return 201, self._event_body(resident_code, seq, note.late, note.deadline)
 
+    def _refuse_if_active_elsewhere(self, conn: Connection, code: str, resident_code: str) -> None:
+        """A person is a resident of one municipality at a time: 転入 needs the 転出 first."""
+        r = m.residents
+        other = conn.execute(
+            select(r.c.municipality_code).where(
+                r.c.resident_code == resident_code,
+                r.c.municipality_code != code,
+                r.c.status == Status.ACTIVE,
+            )
+        ).first()
+        if other is not None:
+            raise ConflictError(
+                "resident.active_elsewhere",
+                "This person is still an active resident of another municipality: record the "
+                "move-out there first.",
+                "この方は他の市区町村の住民として登録されたままです。先に転出を届け出てください。",
+                field="resident_code",
+            )
+
     @staticmethod
     def _event_body(resident_code: str, seq: int, late: bool, deadline: dt.date) -> dict[str, Any]:
         return {
@@ -421,7 +453,9 @@ class MunicipalityService:
         new_status = check_transition(kind, Status(row.status) if row else None)
         assert row is not None
         occurred = _occurred(payload, "occurred_on", today)
-        note = notification(kind, occurred, _occurred(payload, "notified_on", today), today)
+        note = notification(
+            kind, occurred, _occurred(payload, "notified_on", today), today, row.birth_date
+        )
         values: dict[str, Any] = {}
         detail: dict[str, Any] = {"deadline": note.deadline}
         if kind is EventKind.MOVE_WITHIN:
@@ -440,7 +474,7 @@ class MunicipalityService:
             }
             detail["previous_address"] = row.address
         elif kind is EventKind.MOVE_OUT:
-            destination = " ".join(str(payload.get("destination") or "").split())
+            destination = clean_text(str(payload.get("destination") or ""), "destination", 200)
             if not destination:
                 raise ValidationError(
                     "field.required",
@@ -448,7 +482,7 @@ class MunicipalityService:
                     "転出先は必須です。",
                     field="destination",
                 )
-            detail["destination"] = destination[:200]
+            detail["destination"] = destination
         elif kind is EventKind.NAME_CHANGE:
             values = {
                 "family_name": clean_name(str(payload.get("family_name") or ""), "family_name"),
@@ -468,15 +502,17 @@ class MunicipalityService:
             }
             detail["previous_name"] = f"{row.family_name} {row.given_name}".strip()
         elif kind is EventKind.HOUSEHOLD_CHANGE:
-            household = str(payload.get("household_id") or "").strip()
-            if not household or len(household) > 40:
+            household = clean_text(str(payload.get("household_id") or ""), "household_id", 40)
+            if not household:
                 raise ValidationError(
                     "field.required",
                     "household_id is required.",
                     "世帯番号は必須です。",
                     field="household_id",
                 )
-            relationship = clean_name(str(payload.get("relationship") or ""), "relationship")
+            relationship = clean_name(
+                str(payload.get("relationship") or ""), "relationship", limit=40
+            )
             values = {"household_id": household, "relationship": relationship}
             detail["previous_household_id"] = row.household_id
         if new_status != row.status:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table, create_engine, event, text
+from sqlalchemy import LargeBinary, Table, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -88,7 +88,13 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         return
     cols = list(rows[0].keys())
     dialect = conn.dialect
-    procs = [table.c[c].type.bind_processor(dialect) for c in cols]
+    # sqlite3 takes bytes as they are; SQLAlchemy's LargeBinary processor only re-wraps them.
+    procs = [
+        None
+        if dialect.name == "sqlite" and isinstance(table.c[c].type, LargeBinary)
+        else table.c[c].type.bind_processor(dialect)
+        for c in cols
+    ]
     driver = conn.connection.driver_connection
     assert driver is not None
     dbapi = dialect.loaded_dbapi
@@ -98,18 +104,33 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
             sql = f'COPY "{table.name}" ({names}) FROM STDIN'
             with driver.cursor() as cur, cur.copy(sql) as copy:
                 for row in rows:
-                    copy.write_row([row[c] for c in cols])
+                    copy.write_row(
+                        [
+                            v if p is None or v is None else p(v)
+                            for p, v in zip(procs, (row[c] for c in cols), strict=True)
+                        ]
+                    )
             return
         get = itemgetter(*cols)
         converting = [(i, p) for i, p in enumerate(procs) if p is not None]
+        # A batch often repeats one value in a column (the import's timestamp, today's date):
+        # convert it once.
+        last: dict[int, tuple[Any, Any]] = {}
         values: list[Any] = []
         for row in rows:
             vals = get(row) if len(cols) > 1 else (row[cols[0]],)
             if converting:
                 vals = list(vals)
                 for i, p in converting:
-                    if vals[i] is not None:
-                        vals[i] = p(vals[i])
+                    v = vals[i]
+                    if v is None:
+                        continue
+                    seen = last.get(i)
+                    if seen is not None and seen[0] is v:
+                        vals[i] = seen[1]
+                    else:
+                        vals[i] = converted = p(v)
+                        last[i] = (v, converted)
             values.append(vals)
         sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(cols))})'
         cur = driver.cursor()

@@ -13,9 +13,11 @@ everything else with a reason in Japanese and English.
 from __future__ import annotations
 
 import enum
+import functools
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import mul
 
 from mynumber.errors import ValidationError
 
@@ -57,6 +59,8 @@ _SEPARATORS = frozenset(" \t-\u2010\u2011\u2012\u2013\u2014\u2212\u30fc")
 
 def normalise_digits(value: str, kind: Kind = Kind.INDIVIDUAL, field: str | None = None) -> str:
     """ASCII digits of `value`: full-width folded, spaces and hyphens removed, anything else refused."""
+    if len(value) == _LENGTHS[kind] and value.isascii() and value.isdigit():
+        return value  # already clean: the common case in bulk imports
     en_label, ja_label = _LABELS[kind]
     out: list[str] = []
     for position, char in enumerate(unicodedata.normalize("NFKC", value), start=1):
@@ -103,14 +107,23 @@ def _bad_check_digit(kind: Kind, field: str | None) -> ValidationError:
     )
 
 
+def _weighted_mod11(body: str, weights: tuple[int, ...]) -> str:
+    """0 if r ≤ 1 else 11 − r, r being the weighted digit sum mod 11 (weights left to right)."""
+    r = sum(map(mul, map(int, body), weights)) % 11
+    return "0" if r <= 1 else str(11 - r)
+
+
+# 総務省令第85号 第5条: Qn = n+1 (n ≤ 6) / n−5 (n ≥ 7), n counted from the right; left to right:
+_INDIVIDUAL_WEIGHTS = (6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
+# Hypothesis (facts §1.5): the same scheme over ten digits.
+_RESIDENT_WEIGHTS = _INDIVIDUAL_WEIGHTS[1:]
+
+
 def individual_check_digit(body: str) -> str:
     """Check digit for the 11 leading digits of an individual number."""
     if len(body) != 11 or not body.isascii() or not body.isdigit():
         raise ValueError("an individual number body is 11 ASCII digits")
-    # Weights, left to right, of 総務省令第85号 第5条 (Qn = n+1 / n-5 counted from the right).
-    total = sum(int(d) * w for d, w in zip(body, (6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2), strict=True))
-    r = total % 11
-    return "0" if r <= 1 else str(11 - r)
+    return _weighted_mod11(body, _INDIVIDUAL_WEIGHTS)
 
 
 def corporate_check_digit(base: str) -> str:
@@ -141,11 +154,7 @@ class ResidentCodeScheme:
 def _mod11_resident(body: str) -> str:
     if len(body) != 10 or not body.isascii() or not body.isdigit():
         raise ValueError("a resident record code body is 10 ASCII digits")
-    # Hypothesis (facts §1.5): the individual-number scheme over 10 digits, weights 2..7,2..5 from the right.
-    weights = (2, 3, 4, 5, 6, 7, 2, 3, 4, 5)
-    total = sum(int(d) * w for d, w in zip(reversed(body), weights, strict=True))
-    r = total % 11
-    return "0" if r <= 1 else str(11 - r)
+    return _weighted_mod11(body, _RESIDENT_WEIGHTS)
 
 
 DEFAULT_RESIDENT_CODE_SCHEME = ResidentCodeScheme("mod11-weighted", _mod11_resident)
@@ -177,6 +186,7 @@ def parse_resident_code(
     return digits
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_municipality(value: str, field: str | None = None) -> str:
     digits = normalise_digits(value, Kind.MUNICIPALITY, field)
     if municipality_check_digit(digits[:5]) != digits[5]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -21,15 +21,15 @@ PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_platform(request: Request) -> Platform:
+async def get_platform(request: Request) -> Platform:
     platform: Platform = request.app.state.platform
     return platform
 
 
-def require(scope: str) -> Callable[..., Staff]:
+def require(scope: str) -> Callable[..., Awaitable[Staff]]:
     """A dependency that admits a staff token carrying `scope`."""
 
-    def check(
+    async def check(
         request: Request,
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Staff:
@@ -75,7 +75,7 @@ def _key(value: str | None, required: bool) -> str | None:
     return value
 
 
-def _required_key(
+async def _required_key(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> str:
     key = _key(idempotency_key, True)
@@ -83,7 +83,7 @@ def _required_key(
     return key
 
 
-def _optional_key(
+async def _optional_key(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> str | None:
     return _key(idempotency_key, False)

@@ -59,8 +59,9 @@ residents = Table(
     Column("status_since", Date, nullable=False),
     Column("address_since", Date, nullable=False),
     Column("updated_seq", BigInteger, nullable=False),
-    Index("uq_residents_municipality_code", "municipality_code", "resident_code", unique=True),
-    Index("uq_residents_number", "municipality_code", "number_index", unique=True),
+    # The code (and the number) lead: duplicates are checked across municipalities by them.
+    Index("uq_residents_municipality_code", "resident_code", "municipality_code", unique=True),
+    Index("uq_residents_number", "number_index", "municipality_code", unique=True),
     Index("ix_residents_household", "municipality_code", "household_id"),
     Index("ix_residents_kana", "municipality_code", "family_name_kana", "given_name_kana"),
 )
@@ -84,7 +85,6 @@ events = Table(
     Column("detail", Text, nullable=False, default="{}"),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     Index("ix_events_municipality_seq", "municipality_code", "seq"),
-    Index("ix_events_resident", "municipality_code", "resident_code"),
 )
 
 idempotency = idempotency_table(metadata)

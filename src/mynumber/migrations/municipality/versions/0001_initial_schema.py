@@ -44,9 +44,6 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_events_municipality_seq", ["municipality_code", "seq"], unique=False
         )
-        batch_op.create_index(
-            "ix_events_resident", ["municipality_code", "resident_code"], unique=False
-        )
 
     op.create_table(
         "idempotency_keys",
@@ -107,10 +104,10 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(
-            "uq_residents_municipality_code", ["municipality_code", "resident_code"], unique=True
+            "uq_residents_municipality_code", ["resident_code", "municipality_code"], unique=True
         )
         batch_op.create_index(
-            "uq_residents_number", ["municipality_code", "number_index"], unique=True
+            "uq_residents_number", ["number_index", "municipality_code"], unique=True
         )
 
     # ### end Alembic commands ###
@@ -129,7 +126,6 @@ def downgrade() -> None:
     op.drop_table("municipalities")
     op.drop_table("idempotency_keys")
     with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.drop_index("ix_events_resident")
         batch_op.drop_index("ix_events_municipality_seq")
 
     op.drop_table("events")

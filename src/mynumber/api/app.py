@@ -48,6 +48,7 @@ def create_app(platform: Platform) -> FastAPI:
                 "municipalities": platform.municipality.list_municipalities(),
                 "jlis": platform.jlis.counts(),
                 "version": __version__,
+                "data_dir": platform.settings.data_dir,
             },
         )
 

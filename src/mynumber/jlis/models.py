@@ -74,7 +74,8 @@ identities = Table(
     Column("earlier_kana_keys", Text, nullable=False, default=""),
     Column("earlier_address_keys", Text, nullable=False, default=""),
     Column("updated_seq", BigInteger, nullable=False),
-    Index("ix_identities_birth_sex", "birth_date", "sex"),
+    # The five-item query's path: one probe per claim, narrowed by the kana key in the index.
+    Index("ix_identities_birth_sex_kana", "birth_date", "sex", "kana_key"),
 )
 
 identity_history = Table(

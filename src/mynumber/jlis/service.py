@@ -44,7 +44,10 @@ _CANDIDATES_SQL = (
     " FROM identities i LEFT JOIN numbers n"
     " ON n.resident_code = i.resident_code AND n.status = 'active'"
     " WHERE i.birth_date = ? AND i.sex = ?"
+    # Only people whose kana is the claim's now, or who have had another kana (checked below).
+    " AND (i.kana_key = ? OR i.earlier_kana_keys <> '')"
 )
+_CANDIDATES_PG = _CANDIDATES_SQL.replace("?", "%s")
 _CHUNK = 2000
 
 
@@ -462,7 +465,7 @@ class JlisService:
 
     # -- queries for authorised agencies ---------------------------------------------------
 
-    def _candidates(self, birth_date: dt.date, sex: int) -> list[Any]:
+    def _candidates(self, birth_date: dt.date, sex: int, kana_key: str) -> list[Any]:
         """Everyone born that day with that sex, with their keys and sealed active number.
 
         The hot path of every agency query: one prebuilt statement on a pooled driver
@@ -472,9 +475,9 @@ class JlisService:
             cur = raw.cursor()
             try:
                 if self._sqlite:
-                    cur.execute(_CANDIDATES_SQL, (birth_date.isoformat(), sex))
+                    cur.execute(_CANDIDATES_SQL, (birth_date.isoformat(), sex, kana_key))
                 else:
-                    cur.execute(_CANDIDATES_SQL.replace("?", "%s"), (birth_date, sex))
+                    cur.execute(_CANDIDATES_PG, (birth_date, sex, kana_key))
                 return list(cur.fetchall())
             finally:
                 cur.close()
@@ -486,7 +489,7 @@ class JlisService:
         keys = keys_of(claim.name, claim.name_kana, claim.address)
         matches = [
             r
-            for r in self._candidates(claim.birth_date, claim.sex)
+            for r in self._candidates(claim.birth_date, claim.sex, keys.name_kana)
             if (keys.name == r[2] or keys.name in _split(r[5]))
             and (keys.name_kana == r[3] or keys.name_kana in _split(r[6]))
             and (keys.address == r[4] or keys.address in _split(r[7]))

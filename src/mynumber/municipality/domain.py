@@ -197,10 +197,12 @@ def clean_name(value: str, field: str, *, required: bool = True, limit: int = 10
     return text
 
 
-def clean_text(value: str, field: str, limit: int) -> str:
+def clean_text(value: str, field: str, limit: int, *, required: bool = False) -> str:
     """Free text (household id, residence status, destination): NFC, spaces folded, no control
     or unassigned characters, at most `limit` characters."""
     text = " ".join(unicodedata.normalize("NFC", value).split())
+    if required and not text:
+        raise _required(field)
     if not text.isprintable() and any(
         unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in text
     ):

@@ -474,15 +474,9 @@ class MunicipalityService:
             }
             detail["previous_address"] = row.address
         elif kind is EventKind.MOVE_OUT:
-            destination = clean_text(str(payload.get("destination") or ""), "destination", 200)
-            if not destination:
-                raise ValidationError(
-                    "field.required",
-                    "destination is required.",
-                    "転出先は必須です。",
-                    field="destination",
-                )
-            detail["destination"] = destination
+            detail["destination"] = clean_text(
+                str(payload.get("destination") or ""), "destination", 200, required=True
+            )
         elif kind is EventKind.NAME_CHANGE:
             values = {
                 "family_name": clean_name(str(payload.get("family_name") or ""), "family_name"),
@@ -502,14 +496,9 @@ class MunicipalityService:
             }
             detail["previous_name"] = f"{row.family_name} {row.given_name}".strip()
         elif kind is EventKind.HOUSEHOLD_CHANGE:
-            household = clean_text(str(payload.get("household_id") or ""), "household_id", 40)
-            if not household:
-                raise ValidationError(
-                    "field.required",
-                    "household_id is required.",
-                    "世帯番号は必須です。",
-                    field="household_id",
-                )
+            household = clean_text(
+                str(payload.get("household_id") or ""), "household_id", 40, required=True
+            )
             relationship = clean_name(
                 str(payload.get("relationship") or ""), "relationship", limit=40
             )

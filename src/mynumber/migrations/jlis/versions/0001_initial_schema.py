@@ -60,7 +60,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("resident_code"),
     )
     with op.batch_alter_table("identities", schema=None) as batch_op:
-        batch_op.create_index("ix_identities_birth_sex", ["birth_date", "sex"], unique=False)
+        batch_op.create_index(
+            "ix_identities_birth_sex_kana", ["birth_date", "sex", "kana_key"], unique=False
+        )
 
     op.create_table(
         "identity_history",
@@ -133,7 +135,7 @@ def downgrade() -> None:
 
     op.drop_table("identity_history")
     with op.batch_alter_table("identities", schema=None) as batch_op:
-        batch_op.drop_index("ix_identities_birth_sex")
+        batch_op.drop_index("ix_identities_birth_sex_kana")
 
     op.drop_table("identities")
     op.drop_table("idempotency_keys")

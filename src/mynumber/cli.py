@@ -92,6 +92,10 @@ def platform_for(data_dir: Path | None, database_url: str | None, **kw: Any) -> 
         p.close()
 
 
+# Events per mirror transaction in bulk: large, for the same reason as the import's WRITE_CHUNK.
+SYNC_BATCH = 100_000
+
+
 def progress_bar() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -208,7 +212,7 @@ def _import(
         if report.committed and report.imported:
             sync_task = bar.add_task("J-LIS mirror", total=report.imported)
             for code in p.municipality.municipality_codes():
-                while events := p.jlis.sync_once(p.municipality, code, 10000):
+                while events := p.jlis.sync_once(p.municipality, code, SYNC_BATCH):
                     bar.advance(sync_task, events)
     return report
 

@@ -15,7 +15,9 @@ from sqlalchemy import LargeBinary, Table, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["bulk_insert", "is_postgres", "make_engine", "writing"]
+__all__ = ["SQLITE_CACHE_KIB", "bulk_insert", "is_postgres", "make_engine", "writing"]
+
+SQLITE_CACHE_KIB = 131072  # 128 MiB of page cache per connection
 
 
 @contextmanager
@@ -48,7 +50,7 @@ def make_engine(url: str, role: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA cache_size=-131072")  # 128 MiB: bulk index inserts stay in memory
+            cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
             cur.execute("PRAGMA temp_store=MEMORY")
             cur.close()
             # Let SQLAlchemy's "begin" event below issue BEGIN itself (pysqlite would defer it).

@@ -329,7 +329,7 @@ class JlisService:
 
     # -- identity mirror -------------------------------------------------------------------
 
-    def sync(self, feed: MunicipalityFeed, batch: int = 10000) -> int:
+    def sync(self, feed: MunicipalityFeed, batch: int = 100_000) -> int:
         """Pull every municipality's new identity events into the mirror; returns events applied."""
         applied = 0
         for code in feed.municipality_codes():

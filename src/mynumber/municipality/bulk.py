@@ -26,6 +26,9 @@ from mynumber.numbers import parse_municipality
 __all__ = ["ImportReport", "RowError", "export_residents", "import_residents"]
 
 CHUNK = 5000
+# Rows written per J-LIS transaction: its indexes are keyed by random values (blind index, codes),
+# so each commit rewrites a page per row touched; fewer, larger commits rewrite each page once.
+WRITE_CHUNK = 50_000
 Row = Mapping[str, str | None] | MynumberError
 """A row's fields, or the error that made it unreadable (e.g. the wrong number of fields)."""
 
@@ -126,12 +129,12 @@ class _Importer:
         numbers at J-LIS and insert. J-LIS commits on its own, so a file that is refused must not
         get this far: a number adopted for a code nobody holds would refuse the retry."""
         total = len(self.pending)
-        for start in range(0, total, CHUNK):
+        for start in range(0, total, WRITE_CHUNK):
             if self.report.errors and not skip_invalid:
                 return  # J-LIS refused a row: the file will be rolled back, stop asking it
-            self._insert(self.pending[start : start + CHUNK])
+            self._insert(self.pending[start : start + WRITE_CHUNK])
             if progress:
-                progress(min(start + CHUNK, total), total)
+                progress(min(start + WRITE_CHUNK, total), total)
 
     def _duplicate_in_file(self, line: int, items: ResidentItems) -> RowError | None:
         if items.resident_code:

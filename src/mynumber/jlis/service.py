@@ -476,9 +476,18 @@ class JlisService:
             try:
                 if self._sqlite:
                     cur.execute(_CANDIDATES_SQL, (birth_date.isoformat(), sex, kana_key))
-                else:
+                    return list(cur.fetchall())
+                # One round trip instead of BEGIN, SELECT and the pool's ROLLBACK: a single
+                # read needs no transaction. psycopg prepares the statement after a few uses.
+                driver: Any = raw.driver_connection
+                if driver.info.transaction_status != 0:  # not IDLE: end what is open first
+                    driver.rollback()
+                driver.autocommit = True
+                try:
                     cur.execute(_CANDIDATES_PG, (birth_date, sex, kana_key))
-                return list(cur.fetchall())
+                    return list(cur.fetchall())
+                finally:
+                    driver.autocommit = False
             finally:
                 cur.close()
         finally:

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     municipality_database_url: str | None = None
     jlis_database_url: str | None = None
     master_key: str | None = None
+    # Where clients reach this deployment: the CRL and OCSP URLs certificates carry start here.
+    base_url: str = "http://127.0.0.1:8000"
 
     def role_database_url(self, role: str) -> str:
         """The database of `role`: its own URL, else the shared one, else a SQLite file per role."""

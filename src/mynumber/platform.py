@@ -13,6 +13,7 @@ from mynumber.clock import Clock, SystemClock
 from mynumber.config import Settings
 from mynumber.db import make_engine
 from mynumber.jlis.generator import NumberGenerator
+from mynumber.jlis.pki import PkiService
 from mynumber.jlis.service import JlisService
 from mynumber.keystore import FileKeystore
 from mynumber.municipality.service import MunicipalityService
@@ -38,6 +39,13 @@ class Platform:
             NumberVault(self.keystore, "jlis"),
             NumberGenerator(self.keystore.secret("jlis-ff1")),
             self.clock,
+        )
+        self.pki = PkiService.open(
+            self.jlis.engine,
+            s.data_dir / "jpki",
+            self.keystore,
+            self.clock,
+            base_url=s.base_url,
         )
         self.municipality = MunicipalityService(
             make_engine(s.role_database_url("municipality"), "municipality"),

@@ -17,6 +17,7 @@ SCOPES = {
     "municipality:write": "record births, moves, deaths and other events; import",
     "jlis:query": "five-item queries and number verification (authorised agencies)",
     "jlis:admin": "change a leaked individual number",
+    "jlis:verify": "ask the JPKI OCSP responder for certificate status (registered verifiers)",
 }
 
 

@@ -1,11 +1,14 @@
-"""HTTP routes of J-LIS under /api/jlis: identity queries for authorised agencies."""
+"""HTTP routes of J-LIS under /api/jlis: identity queries for authorised agencies, and the JPKI
+CA's public face: the CRL and the CA chain (no token: anyone may fetch them) and the OCSP
+responder (RFC 6960 over HTTP, for registered verifiers with the scope ``jlis:verify``)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from starlette.concurrency import run_in_threadpool
 
 from mynumber.api.deps import (
     PLAIN_TEXT,
@@ -164,3 +167,66 @@ def change_number(
 @router.get("/stats", response_model=StatsOut, dependencies=[Depends(require("jlis:query"))])
 def stats(p: PlatformDep) -> Any:
     return p.jlis.counts()
+
+
+# -- JPKI CA ----------------------------------------------------------------------------------
+
+CRL_MEDIA = "application/pkix-crl"  # RFC 5280 §4.2.1.13
+OCSP_REQUEST_MEDIA = "application/ocsp-request"  # RFC 6960 Appendix A
+OCSP_RESPONSE_MEDIA = "application/ocsp-response"
+CHAIN_MEDIA = "application/pem-certificate-chain"  # RFC 8555 §9.1
+OCSP_MAX_REQUEST = 16 * 1024  # a single-certificate request is about 100 bytes
+_BINARY = {"type": "string", "format": "binary"}
+
+
+def _content(media: str, description: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"description": description, "content": {media: {"schema": _BINARY}}}}
+
+
+@router.get(
+    "/crl",
+    response_class=Response,
+    responses=_content(CRL_MEDIA, "The JPKI issuing CA's current CRL (DER)"),
+    summary="Certificate revocation list (public)",
+)
+def crl(p: PlatformDep) -> Response:
+    return Response(p.pki.crl(), media_type=CRL_MEDIA, headers={"Cache-Control": "no-cache"})
+
+
+@router.get(
+    "/ca",
+    response_class=Response,
+    responses=_content(CHAIN_MEDIA, "The issuing CA's certificate, then the root's (PEM)"),
+    summary="The JPKI CA chain (public)",
+)
+def ca_chain(p: PlatformDep) -> Response:
+    return Response(p.pki.chain_pem(), media_type=CHAIN_MEDIA)
+
+
+@router.post(
+    "/ocsp",
+    response_class=Response,
+    dependencies=[Depends(require("jlis:verify"))],
+    responses=_content(
+        OCSP_RESPONSE_MEDIA,
+        "An OCSP response (RFC 6960), always with HTTP 200: a signed good / revoked / unknown, "
+        "or the unsigned status malformedRequest for a body that is not one OCSP request "
+        "(whatever its Content-Type) or is over 16 KiB",
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {OCSP_REQUEST_MEDIA: {"schema": _BINARY}},
+        }
+    },
+    summary="OCSP: the status of one certificate (registered verifiers)",
+)
+async def ocsp(request: Request, p: PlatformDep) -> Response:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > OCSP_MAX_REQUEST:
+            body = bytearray()  # answered as malformed, like any other non-request
+            break
+    answer = await run_in_threadpool(p.pki.ocsp, bytes(body))
+    return Response(answer, media_type=OCSP_RESPONSE_MEDIA, headers={"Cache-Control": "no-store"})

@@ -100,3 +100,34 @@ feed_cursors = Table(
 )
 
 idempotency = idempotency_table(metadata)
+
+# -- JPKI CA (mynumber.jlis.pki) ------------------------------------------------------------
+
+certificates = Table(
+    "certificates",
+    metadata,
+    # The serial number in upper-case hex, zero-padded to 40 digits (159 random bits).
+    Column("serial", String(40), primary_key=True),
+    Column("kind", String(14), nullable=False),  # signature | authentication
+    Column("resident_code", String(11), nullable=False),
+    Column("chip_id", String(64)),
+    Column("not_before", DateTime(timezone=True), nullable=False),
+    Column("not_after", DateTime(timezone=True), nullable=False),
+    Column("der", LargeBinary, nullable=False),
+    Column("status", String(8), nullable=False),  # valid | revoked | on_hold
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("revocation_reason", String(32)),  # RFC 5280 name, e.g. affiliationChanged
+    Index("ix_certificates_resident", "resident_code"),
+)
+
+crl_state = Table(
+    "crl_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # one row: 1
+    Column("crl_number", BigInteger, nullable=False),  # of the latest CRL signed
+    Column("revision", BigInteger, nullable=False),  # bumped by every revocation or hold
+    Column("built_revision", BigInteger),  # the revision the stored CRL reflects
+    Column("this_update", DateTime(timezone=True)),
+    Column("next_update", DateTime(timezone=True)),
+    Column("der", LargeBinary),  # the latest CRL, served until a revocation or its refresh
+)

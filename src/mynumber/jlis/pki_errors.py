@@ -94,9 +94,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The certification authority's key material cannot be read.",
         "認証局の鍵を読み込めません。",
     ),
+    "pki.resident_unknown": (
+        "J-LIS has no identity for this resident record code.",
+        "この住民票コードの本人確認情報は登録されていません。",
+    ),
+    "pki.resident_inactive": (
+        "Certificates are issued only to current residents (not after moving out or death).",
+        "電子証明書は住民登録のある方にのみ発行できます（転出・死亡の後は発行できません）。",
+    ),
 }
 
-_STATUS = {"pki.ca_key": 500}
+_STATUS = {"pki.ca_key": 500, "pki.resident_unknown": 404, "pki.resident_inactive": 409}
 
 
 def pki_error(

@@ -1,0 +1,391 @@
+"""The JPKI CA as a service of the J-LIS role: issued certificates, revocation, CRL and OCSP.
+
+The pure cores are :mod:`mynumber.jlis.ca` (certificates, CRLs, validity rules) and
+:mod:`mynumber.jlis.ocsp` (the responder); this module adds what J-LIS owns around them:
+
+- **Keys.** The CA (root and issuing CA, P-256) is loaded at start-up from ``<data dir>/jpki``,
+  its private keys encrypted under passphrases from the J-LIS keystore, or created and saved there
+  on first start. Certificates carry this deployment's CRL and OCSP URLs
+  (``<base_url>/api/jlis/crl``, ``<base_url>/api/jlis/ocsp``).
+- **Storage.** Every certificate issued is a row of ``certificates`` (serial in hex, kind, the
+  resident record code, optional chip id, validity, DER, status ``valid`` | ``revoked`` |
+  ``on_hold``, revocation time and RFC 5280 reason), written in the same transaction that decides
+  to issue it. ``crl_state`` (one row) holds the CRL number, a revision counter bumped by every
+  revocation, and the latest signed CRL.
+- **Revocation.** :meth:`PkiService.revoke_for_event` revokes the resident's certificates that
+  the event affects (:func:`mynumber.jlis.ca.revokes`: a change of address, name or sex revokes
+  the signature certificate only; death, loss, emigration, return, reissue and the holder's
+  request revoke both; a suspension puts both on hold). The change and the revision bump commit
+  together, so OCSP (which reads the table on every request) and the next CRL see it at once.
+- **CRL.** :meth:`PkiService.crl` serves the stored CRL while it reflects the current revision
+  and is less than half-way through its validity (:data:`CRL_VALIDITY`); otherwise it signs a new
+  one with the next CRL number. Certificates past their notAfter leave the CRL (RFC 5280 §3.3).
+- **OCSP.** A delegated signer (:class:`~mynumber.jlis.ocsp.OcspResponder`), one per process,
+  answers from the table: ``good``, ``revoked`` (certificateHold while on hold) or ``unknown``.
+
+Time always comes from the injected clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection, Engine
+
+from mynumber.clock import Clock
+from mynumber.db import writing
+from mynumber.jlis import models as m
+from mynumber.jlis.ca import (
+    REVOCATION_REASONS,
+    CertificateAuthority,
+    CertificateKind,
+    FourItems,
+    RevocationEntry,
+    RevocationEvent,
+    certificate_expiry,
+    end_of_day,
+    load_csr,
+    revokes,
+)
+from mynumber.jlis.ocsp import CertStatus, OcspResponder
+from mynumber.jlis.pki_errors import pki_error
+from mynumber.keystore import Keystore
+
+__all__ = ["CRL_VALIDITY", "IssuedCertificate", "PkiService", "serial_hex"]
+
+CRL_VALIDITY = dt.timedelta(hours=1)
+"""A CRL's nextUpdate − thisUpdate; a fresh one is signed half-way through, or at a revocation."""
+
+_KIND_NAMES = {CertificateKind.SIGNATURE: "signature", CertificateKind.AUTH: "authentication"}
+_KINDS = {name: kind for kind, name in _KIND_NAMES.items()}
+_VALID, _REVOKED, _ON_HOLD = "valid", "revoked", "on_hold"
+_STATE_ID = 1
+
+SubjectKeyInput = CertificatePublicKeyTypes | x509.CertificateSigningRequest | bytes
+
+
+def serial_hex(serial: int) -> str:
+    """The storage form of a serial number: upper-case hex, zero-padded to 40 digits."""
+    return f"{serial:040X}"
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    """A stored time as an aware UTC datetime (SQLite returns the UTC wall time, naive)."""
+    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
+
+
+def _utc(at: dt.datetime) -> dt.datetime:
+    return at.astimezone(dt.UTC).replace(microsecond=0)
+
+
+def _kind(kind: CertificateKind | str) -> CertificateKind:
+    if isinstance(kind, CertificateKind):
+        return kind
+    if kind in _KINDS:
+        return _KINDS[kind]
+    return CertificateKind(kind)  # "signature" | "auth"; ValueError otherwise
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCertificate:
+    """One row of the certificate table."""
+
+    serial: int
+    kind: CertificateKind
+    resident_code: str
+    chip_id: str | None
+    not_before: dt.datetime
+    not_after: dt.datetime
+    status: str  # valid | revoked | on_hold
+    revoked_at: dt.datetime | None
+    revocation_reason: x509.ReasonFlags | None
+    der: bytes
+
+    def certificate(self) -> x509.Certificate:
+        return x509.load_der_x509_certificate(self.der)
+
+
+class PkiService:
+    """The J-LIS JPKI CA: issues and stores certificates, revokes them, serves CRL and OCSP."""
+
+    def __init__(self, engine: Engine, ca: CertificateAuthority, clock: Clock) -> None:
+        self.engine = engine
+        self.ca = ca
+        self._clock = clock
+        self._responder = OcspResponder(ca, clock)
+        self._crl_lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls,
+        engine: Engine,
+        directory: Path,
+        keystore: Keystore,
+        clock: Clock,
+        *,
+        base_url: str,
+    ) -> PkiService:
+        """The service with the CA in `directory`, created and saved there on first start."""
+        base = base_url.rstrip("/")
+        crl_url, ocsp_url = f"{base}/api/jlis/crl", f"{base}/api/jlis/ocsp"
+        if any(directory.glob("jpki-*.pem")):
+            ca = CertificateAuthority.load(directory, keystore, crl_url=crl_url, ocsp_url=ocsp_url)
+        else:
+            ca = CertificateAuthority.create(now=clock.now(), crl_url=crl_url, ocsp_url=ocsp_url)
+            ca.save(directory, keystore)
+        return cls(engine, ca, clock)
+
+    # -- issuance ---------------------------------------------------------------------------
+
+    def issue(
+        self,
+        kind: CertificateKind | str,
+        resident_code: str,
+        csr_or_public_key: SubjectKeyInput,
+        four_items: FourItems | None,
+        birth_date: dt.date,
+        issued_on: dt.date,
+        period_of_stay_end: dt.date | None = None,
+        chip_id: str | None = None,
+        *,
+        card_expires: dt.date | None = None,
+    ) -> x509.Certificate:
+        """Issue and store a certificate of `kind` ("signature" or "authentication") for the
+        card key of `resident_code` (a public key, a CSR object, or a PEM/DER CSR).
+
+        Valid from now to the end (JST) of :func:`~mynumber.jlis.ca.certificate_expiry`. The
+        signature certificate needs `four_items`; the authentication certificate carries no
+        personal data, so `four_items` must then be None. Refused unless the identity mirror
+        knows the resident as active (``pki.resident_unknown``, ``pki.resident_inactive``).
+        """
+        which = _kind(kind)
+        if which is CertificateKind.SIGNATURE and four_items is None:
+            raise pki_error("pki.four_items", field="four_items")
+        if which is CertificateKind.AUTH and four_items is not None:
+            raise ValueError("the authentication certificate carries no personal data")
+        subject_key = (
+            load_csr(csr_or_public_key)
+            if isinstance(csr_or_public_key, bytes)
+            else csr_or_public_key
+        )
+        expiry = certificate_expiry(
+            birth_date, issued_on, period_of_stay_end, card_expires=card_expires
+        )
+        now = _utc(self._clock.now())
+        not_after = end_of_day(expiry)
+        with writing(self.engine) as conn:
+            self._check_resident(conn, resident_code)
+            for _ in range(3):  # a 159-bit random serial never collides; still, never overwrite
+                if which is CertificateKind.SIGNATURE:
+                    assert four_items is not None
+                    cert = self.ca.issue_signature_certificate(
+                        subject_key, four_items, now, not_after
+                    )
+                else:
+                    cert = self.ca.issue_auth_certificate(subject_key, now, not_after)
+                serial = serial_hex(cert.serial_number)
+                taken = conn.execute(
+                    select(m.certificates.c.serial).where(m.certificates.c.serial == serial)
+                ).first()
+                if taken is None:
+                    break
+            else:  # pragma: no cover - 2**-159
+                raise RuntimeError("three random serial numbers were all taken")
+            conn.execute(
+                m.certificates.insert().values(
+                    serial=serial,
+                    kind=_KIND_NAMES[which],
+                    resident_code=resident_code,
+                    chip_id=chip_id,
+                    not_before=cert.not_valid_before_utc,
+                    not_after=cert.not_valid_after_utc,
+                    der=cert.public_bytes(serialization.Encoding.DER),
+                    status=_VALID,
+                )
+            )
+        return cert
+
+    @staticmethod
+    def _check_resident(conn: Connection, resident_code: str) -> None:
+        status = conn.execute(
+            select(m.identities.c.status).where(m.identities.c.resident_code == resident_code)
+        ).scalar_one_or_none()
+        if status is None:
+            raise pki_error("pki.resident_unknown", field="resident_code")
+        if status != "active":
+            raise pki_error(
+                "pki.resident_inactive", field="resident_code", extra={"resident_status": status}
+            )
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def certificates(self, resident_code: str) -> list[IssuedCertificate]:
+        """Every certificate issued for `resident_code`, oldest first."""
+        c = m.certificates.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(m.certificates)
+                .where(c.resident_code == resident_code)
+                .order_by(c.not_before, c.serial)
+            ).all()
+        return [
+            IssuedCertificate(
+                serial=int(r.serial, 16),
+                kind=_KINDS[r.kind],
+                resident_code=r.resident_code,
+                chip_id=r.chip_id,
+                not_before=_aware(r.not_before),
+                not_after=_aware(r.not_after),
+                status=r.status,
+                revoked_at=None if r.revoked_at is None else _aware(r.revoked_at),
+                revocation_reason=(
+                    None if r.revocation_reason is None else x509.ReasonFlags(r.revocation_reason)
+                ),
+                der=bytes(r.der),
+            )
+            for r in rows
+        ]
+
+    def status(self, serial: int) -> CertStatus:
+        """What OCSP says about `serial`: good, revoked (with time and reason; certificateHold
+        while on hold) or unknown (never issued here)."""
+        if not 0 < serial < 2**160:
+            return CertStatus.unknown()
+        c = m.certificates.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(c.status, c.revoked_at, c.revocation_reason).where(
+                    c.serial == serial_hex(serial)
+                )
+            ).first()
+        if row is None:
+            return CertStatus.unknown()
+        if row.status == _VALID:
+            return CertStatus.good()
+        return CertStatus.revoked(
+            RevocationEntry(serial, _aware(row.revoked_at), x509.ReasonFlags(row.revocation_reason))
+        )
+
+    # -- revocation -------------------------------------------------------------------------
+
+    def revoke_for_event(self, resident_code: str, event: RevocationEvent | str) -> list[int]:
+        """Revoke (or, for a suspension, hold) the resident's certificates `event` affects.
+
+        Certificates already revoked stay as they are; a held certificate is revoked for good by
+        any other event. Returns the serial numbers changed.
+        """
+        event = RevocationEvent(event)
+        reason = REVOCATION_REASONS[event]
+        hold = event is RevocationEvent.SUSPENSION
+        now = _utc(self._clock.now())
+        c = m.certificates.c
+        changed: list[int] = []
+        with writing(self.engine) as conn:
+            rows = conn.execute(
+                select(c.serial, c.kind, c.status).where(
+                    c.resident_code == resident_code, c.status.in_([_VALID, _ON_HOLD])
+                )
+            ).all()
+            for row in rows:
+                if not revokes(event, _KINDS[row.kind]):
+                    continue
+                if hold and row.status == _ON_HOLD:
+                    continue
+                done = conn.execute(
+                    update(m.certificates)
+                    .where(c.serial == row.serial, c.status == row.status)
+                    .values(
+                        status=_ON_HOLD if hold else _REVOKED,
+                        revoked_at=now,
+                        revocation_reason=reason.value,
+                    )
+                ).rowcount
+                if done:  # not if a concurrent revocation changed it first
+                    changed.append(int(row.serial, 16))
+            if changed:
+                self._bump_revision(conn)
+        return changed
+
+    def _bump_revision(self, conn: Connection) -> None:
+        s = m.crl_state
+        done = conn.execute(
+            update(s).where(s.c.id == _STATE_ID).values(revision=s.c.revision + 1)
+        ).rowcount
+        if not done:
+            conn.execute(s.insert().values(id=_STATE_ID, crl_number=0, revision=1))
+
+    # -- CRL and OCSP -----------------------------------------------------------------------
+
+    def crl(self) -> bytes:
+        """The current CRL in DER: the stored one while it reflects every revocation and is
+        less than half-way through its validity, else a freshly signed one (next CRL number)."""
+        now = _utc(self._clock.now())
+        s = m.crl_state
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s).where(s.c.id == _STATE_ID)).first()
+        if row is not None and self._current(row, now):
+            return bytes(row.der)
+        with self._crl_lock, writing(self.engine) as conn:
+            # The row lock (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers)
+            # keeps two processes from signing different CRLs under one number.
+            row = conn.execute(select(s).where(s.c.id == _STATE_ID).with_for_update()).first()
+            if row is None:
+                conn.execute(s.insert().values(id=_STATE_ID, crl_number=0, revision=0))
+                row = conn.execute(select(s).where(s.c.id == _STATE_ID)).one()
+            elif self._current(row, now):  # another writer got there first
+                return bytes(row.der)
+            c = m.certificates.c
+            entries = [
+                RevocationEntry(
+                    int(r.serial, 16), _aware(r.revoked_at), x509.ReasonFlags(r.revocation_reason)
+                )
+                for r in conn.execute(
+                    select(c.serial, c.revoked_at, c.revocation_reason).where(
+                        c.status.in_([_REVOKED, _ON_HOLD]), c.not_after >= now
+                    )
+                )
+            ]
+            number = row.crl_number + 1
+            next_update = now + CRL_VALIDITY
+            crl = self.ca.build_crl(entries, now, next_update, number)
+            der = crl.public_bytes(serialization.Encoding.DER)
+            conn.execute(
+                update(s)
+                .where(s.c.id == _STATE_ID)
+                .values(
+                    crl_number=number,
+                    built_revision=row.revision,
+                    this_update=now,
+                    next_update=next_update,
+                    der=der,
+                )
+            )
+        return der
+
+    @staticmethod
+    def _current(row: Any, now: dt.datetime) -> bool:
+        if row.der is None or row.this_update is None or row.next_update is None:
+            return False
+        if row.built_revision != row.revision:
+            return False
+        start, end = _aware(row.this_update), _aware(row.next_update)
+        return start <= now < start + (end - start) / 2
+
+    def ocsp(self, request_der: bytes) -> bytes:
+        """The signed DER OCSP response to `request_der` (malformedRequest for garbage)."""
+        return self._responder.ocsp_response(request_der, self.status)
+
+    def ocsp_signer_certificate(self) -> x509.Certificate:
+        return self._responder.signer_certificate()
+
+    def chain_pem(self) -> bytes:
+        """The issuing CA's certificate then the root's, PEM."""
+        return self.ca.chain_pem()

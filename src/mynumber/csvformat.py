@@ -6,7 +6,7 @@ items the register keeps for foreign residents (住基法30条の45).
 
 from __future__ import annotations
 
-__all__ = ["FOREIGN_COLUMNS", "REQUIRED_COLUMNS", "RESIDENT_COLUMNS"]
+__all__ = ["NAME_ALIASES", "REQUIRED_COLUMNS", "RESIDENT_COLUMNS"]
 
 RESIDENT_COLUMNS: tuple[str, ...] = (
     "resident_code",
@@ -28,11 +28,12 @@ RESIDENT_COLUMNS: tuple[str, ...] = (
     "residence_status",
     "period_of_stay_end",
 )
-FOREIGN_COLUMNS: tuple[str, ...] = RESIDENT_COLUMNS[13:]
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "family_name",
-    "family_name_kana",
-    "birth_date",
-    "sex",
-    "address",
-)
+# Required columns, each with the full-name column that may stand in for it.
+REQUIRED_COLUMNS: dict[str, str | None] = {
+    "family_name": "name",
+    "family_name_kana": "name_kana",
+    "birth_date": None,
+    "sex": None,
+    "address": None,
+}
+NAME_ALIASES: frozenset[str] = frozenset(a for a in REQUIRED_COLUMNS.values() if a)

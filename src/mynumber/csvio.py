@@ -9,12 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from mynumber.csvformat import RESIDENT_COLUMNS
+from mynumber.csvformat import NAME_ALIASES, REQUIRED_COLUMNS, RESIDENT_COLUMNS
 from mynumber.errors import ValidationError
 
 __all__ = ["count_lines", "detect_encoding", "read_residents"]
 
-_ALIASES = {"name", "name_kana"}
 csv.field_size_limit(1 << 20)
 
 
@@ -56,7 +55,7 @@ def count_lines(path: Path) -> int:
 
 def _check_header(header: list[str]) -> list[str]:
     cols = [h.strip() for h in header]
-    unknown = [c for c in cols if c not in RESIDENT_COLUMNS and c not in _ALIASES]
+    unknown = [c for c in cols if c not in RESIDENT_COLUMNS and c not in NAME_ALIASES]
     if unknown:
         raise ValidationError(
             "csv.unknown_column",
@@ -72,14 +71,7 @@ def _check_header(header: list[str]) -> list[str]:
             f"列が重複しています: {', '.join(dupes)}",
             field=dupes[0],
         )
-    need = [
-        ("family_name", "name"),
-        ("family_name_kana", "name_kana"),
-        ("birth_date", None),
-        ("sex", None),
-        ("address", None),
-    ]
-    for col, alias in need:
+    for col, alias in REQUIRED_COLUMNS.items():
         if col not in cols and (alias is None or alias not in cols):
             raise ValidationError(
                 "csv.missing_column",

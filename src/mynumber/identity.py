@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mynumber.jtext import normalise_address, normalise_kana, normalise_name
 
 __all__ = [
+    "ITEMS",
     "FiveItems",
     "ItemReport",
     "ItemResult",
@@ -24,7 +25,9 @@ __all__ = [
     "keys_of",
 ]
 
+
 ITEMS = ("name", "name_kana", "birth_date", "sex", "address")
+"""The five items, in the order every report lists them."""
 
 
 class ItemResult(enum.StrEnum):
@@ -93,8 +96,9 @@ class Comparison:
         return all(r.result is not ItemResult.MISMATCH or r.matches_earlier for r in self.items)
 
 
-def _text(item: str, claim: str, current: str, earlier: Sequence[str], norm: object) -> ItemReport:
-    assert callable(norm)
+def _text(
+    item: str, claim: str, current: str, earlier: Sequence[str], norm: Callable[[str], str]
+) -> ItemReport:
     if claim.strip() == current.strip():
         return ItemReport(item, ItemResult.MATCH)
     key = norm(claim)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -43,11 +44,10 @@ class FileKeystore:
         self._aead = AESGCM(master)
 
     @staticmethod
-    def _read_or_create(path: Path, make: object) -> bytes:
+    def _read_or_create(path: Path, make: Callable[[], bytes]) -> bytes:
         if path.exists():
             return path.read_bytes()
-        assert callable(make)
-        data: bytes = make()
+        data = make()
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fh:

@@ -550,11 +550,6 @@ class JlisService:
             active and result.all_match_or_earlier,
         )
 
-    def masked_number(self, resident_code: str) -> str | None:
-        with self.engine.connect() as conn:
-            number = self._active_number(conn, resident_code)
-        return None if number is None else mask(number)
-
     def counts(self) -> dict[str, int]:
         from sqlalchemy import func
 

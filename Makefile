@@ -24,8 +24,8 @@ run: .venv/.synced
 	.venv/bin/mynumber serve --seed-residents $(RESIDENTS) --data-dir $(DATA) --port $(PORT)
 
 lint: .venv/.synced
-	.venv/bin/ruff check src tests benchmarks
-	.venv/bin/ruff format --check src tests benchmarks
+	.venv/bin/ruff check src tests benchmarks examples
+	.venv/bin/ruff format --check src tests benchmarks examples
 
 typecheck: .venv/.synced
 	.venv/bin/mypy

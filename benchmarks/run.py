@@ -19,13 +19,14 @@ from rich.table import Table
 from .backends import Backend, postgres_backend, postgres_database, postgres_version, sqlite_backend
 from .bench_http import http_results, run_http
 from .bench_import import as_tuples, import_results, run_import
+from .bench_pki import PkiRun, login_bench, pki_results, run_pki
 from .bench_query import Tally, query_result, run_bare_lookup, run_queries
 from .common import Result, err, fmt_rate, machine_info, out
 from .data import build_claims, generate_rows
 
 __all__ = ["main"]
 
-PHASES = ("import", "query", "http")
+PHASES = ("import", "query", "http", "pki")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,7 +65,36 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="upper bound of each timed HTTP phase (300)",
     )
+    p.add_argument(
+        "--pki-holders",
+        type=int,
+        default=2000,
+        help="residents given certificates for the OCSP and login benchmarks (2,000)",
+    )
+    p.add_argument(
+        "--pki-requests",
+        type=int,
+        default=10_000,
+        help="OCSP requests and logins to time (10,000)",
+    )
     return p
+
+
+def _holders(backend: Backend, n: int) -> list[str]:
+    from sqlalchemy import select
+
+    from mynumber.jlis import models as m
+
+    t = m.identities.c
+    with backend.platform.jlis.engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(t.resident_code)
+                .where(t.status == "active")
+                .order_by(t.resident_code)
+                .limit(n)
+            ).scalars()
+        )
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -140,7 +170,13 @@ def main(argv: list[str] | None = None) -> int:
 
     results: list[Result] = []
     tallies: list[Tally] = []
-    details: dict[str, list[dict[str, Any]]] = {"import": [], "bare_lookup": [], "http": []}
+    details: dict[str, list[dict[str, Any]]] = {
+        "import": [],
+        "bare_lookup": [],
+        "http": [],
+        "pki": [],
+    }
+    pki_runs: list[PkiRun] = []
 
     rows = generate_rows(args.rows, args.seed)
     tuples = as_tuples(rows) if "import" in only else None
@@ -170,6 +206,17 @@ def main(argv: list[str] | None = None) -> int:
                     details["import"].append(run.as_json())
                     if "import" in only:
                         results += import_results(run)
+                    if "pki" in only:
+                        pr = run_pki(
+                            backend,
+                            _holders(backend, args.pki_holders),
+                            args.pki_requests,
+                            args.seed,
+                            login=login_bench,
+                        )
+                        pki_runs.append(pr)
+                        details["pki"].append(pr.as_json())
+                        results += pki_results(pr)
                     if not only & {"query", "http"}:
                         continue
                     bare = run_bare_lookup(backend, claims, warm)
@@ -222,7 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     out.print()
     for tally in tallies:
         tally.print()
-    failed = any(not t.ok for t in tallies)
+    for pr in pki_runs:
+        verdict = "all right" if not pr.wrong else f"{len(pr.wrong)} WRONG"
+        out.print(f"{pr.backend}: PKI answers checked: {verdict}", highlight=False)
+        for line in pr.wrong[:10]:
+            out.print(f"  {line}", highlight=False)
+    failed = any(not t.ok for t in tallies) or any(pr.wrong for pr in pki_runs)
 
     if args.json:
         doc = {

@@ -66,7 +66,10 @@ def issue_both(
 
 
 def client_and_token(p: Platform) -> tuple[TestClient, str]:
-    token = TokenStore(p.settings.data_dir / "tokens.json").create("verifier", ["jlis:verify"])
+    verifier = p.verifiers.register("verifier", ["signature", "auth"])
+    token = TokenStore(p.settings.data_dir / "tokens.json").create(
+        "verifier", ["jlis:verify"], verifier=verifier.id
+    )
     return TestClient(create_app(p)), token
 
 

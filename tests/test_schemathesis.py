@@ -52,7 +52,11 @@ CHECKS = [
 _DIR = Path(tempfile.mkdtemp(prefix="mynumber-schemathesis-"))
 atexit.register(shutil.rmtree, _DIR, True)  # also when the tests are collected but not run
 _PLATFORM = Platform(Settings(data_dir=_DIR / "data", database_url=None), FixedClock(TODAY))
-_TOKEN = TokenStore(_DIR / "data" / "tokens.json").create("schemathesis", sorted(SCOPES))
+# A registered verifier's token, so the verifier routes reach their bodies' validation too.
+_VERIFIER = _PLATFORM.verifiers.register("schemathesis", ["signature", "auth"])
+_TOKEN = TokenStore(_DIR / "data" / "tokens.json").create(
+    "schemathesis", sorted(SCOPES), verifier=_VERIFIER.id
+)
 
 
 @schemathesis.serializer("application/ocsp-request")

@@ -124,6 +124,8 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
         str(data_dir),
         "--seed-residents",
         "200",
+        "--seed-cards",
+        "2",  # a card is 0.3 s of CPU (RSA keys, scrypt): a few show seeding works here
     ]
     with log.open("wb") as out:
         proc = subprocess.Popen(

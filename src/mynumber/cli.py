@@ -406,6 +406,13 @@ def serve(
     seed_residents: Annotated[
         int, typer.Option(help="Seed a synthetic municipality of this size if empty (0: none).")
     ] = 0,
+    seed_cards: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="With --seed-residents: give this many adults a card (PINs: cards/DEMO-PINS.csv).",
+        ),
+    ] = 100,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -428,9 +435,19 @@ def serve(
             p.municipality.create_municipality(m.code, m.prefecture, m.name)
             rows = generate_residents(seed_residents, 1, m)
             _import(p, ((i + 2, r) for i, r in enumerate(rows)), seed_residents, None, False)
-    token_file = s.data_dir / "demo-token"
-    if not token_file.exists():
-        token = TokenStore(s.data_dir / "tokens.json").create("demo", sorted(SCOPES))
+        if seed_residents and seed_cards:
+            from mynumber.cli_card import seed_demo_cards
+
+            seed_demo_cards(p, seed_cards)
+        token_file = s.data_dir / "demo-token"
+        # The demo token is also a registered verifier's, so OCSP and 基本4情報提供 answer it.
+        demo_verifier = (
+            None if token_file.exists() else p.verifiers.register("demo", ["signature", "auth"])
+        )
+    if demo_verifier is not None:
+        token = TokenStore(s.data_dir / "tokens.json").create(
+            "demo", sorted(SCOPES), verifier=demo_verifier.id
+        )
         fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(token + "\n")
@@ -448,9 +465,18 @@ def serve(
     )
 
 
+import mynumber.cli_verify  # noqa: E402, F401  (sign, verify-signature, verifier …)
+from mynumber.cli_card import card_app  # noqa: E402
+
+app.add_typer(card_app, name="card")
+
+
 def main() -> None:
     app()
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m mynumber.cli`: run the module proper, on whose app other modules register.
+    from mynumber.cli import main as _main
+
+    _main()

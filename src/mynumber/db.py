@@ -6,6 +6,7 @@ another role's engine.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
@@ -143,3 +144,37 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     except dbapi.Error as exc:
         # Raise what an ordinary insert would: SQLAlchemy's wrapper (IntegrityError, …).
         raise DBAPIError.instance(sql, None, exc, dbapi.Error, dialect=dialect) from exc
+
+
+def read_once(engine: Engine, sql: str, params: Sequence[Any]) -> list[Any]:
+    """Rows of one read-only statement, the fast way: a prebuilt driver statement on a pooled
+    connection, no ORM statement building and no explicit transaction.
+
+    `sql` uses ``?`` placeholders; on PostgreSQL they become ``%s`` and the statement runs in
+    autocommit — one round trip instead of BEGIN, SELECT and the pool's ROLLBACK (psycopg
+    prepares it after a few uses). SQLite gets `params` as given (dates as ISO text)."""
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        try:
+            if engine.dialect.name == "sqlite":
+                cur.execute(sql, tuple(params))
+                return list(cur.fetchall())
+            driver: Any = raw.driver_connection
+            if driver.info.transaction_status != 0:  # not IDLE: end what is open first
+                driver.rollback()
+            driver.autocommit = True
+            try:
+                cur.execute(_pg_placeholders(sql), tuple(params))
+                return list(cur.fetchall())
+            finally:
+                driver.autocommit = False
+        finally:
+            cur.close()
+    finally:
+        raw.close()
+
+
+@functools.lru_cache(maxsize=64)
+def _pg_placeholders(sql: str) -> str:
+    return sql.replace("?", "%s")

@@ -9,12 +9,16 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from mynumber.card import ChipStore
 from mynumber.clock import Clock, SystemClock
 from mynumber.config import Settings
 from mynumber.db import make_engine
+from mynumber.jlis.cards import CardService
 from mynumber.jlis.generator import NumberGenerator
 from mynumber.jlis.pki import PkiService
 from mynumber.jlis.service import JlisService
+from mynumber.jlis.sessions import PlatformLogin
+from mynumber.jlis.verifiers import VerifierService
 from mynumber.keystore import FileKeystore
 from mynumber.municipality.service import MunicipalityService
 from mynumber.vault import NumberVault
@@ -47,6 +51,14 @@ class Platform:
             self.clock,
             base_url=s.base_url,
         )
+        chips = ChipStore(s.data_dir / "cards", self.keystore)
+        self.cards = CardService(self.jlis.engine, self.pki, chips, self.clock)
+        # Registered verifiers, 基本4情報提供 and the platform's own card login (J-LIS's engine).
+        self.verifiers = VerifierService(self.jlis.engine, self.pki, self.clock)
+        self.login = PlatformLogin(self.pki, self.keystore, self.clock)
+        # Certificates are revoked in the same transaction that brings the change into the
+        # identity mirror: a move, a new name or sex, a death, a move abroad.
+        self.jlis.on_identity_change(self.pki.revoke_for_changes)
         self.municipality = MunicipalityService(
             make_engine(s.role_database_url("municipality"), "municipality"),
             NumberVault(self.keystore, "municipality"),
@@ -64,8 +76,14 @@ class Platform:
             log.warning("J-LIS mirror sync deferred: %s", type(exc).__name__)
 
     def sync(self) -> int:
-        """Bring the J-LIS identity mirror up to date with every municipality's events."""
-        return self.jlis.sync(self.municipality)
+        """Bring the J-LIS identity mirror up to date with every municipality's events.
+
+        Certificates are revoked inside the sync itself; after it, the cards of people who died
+        are closed (returned, or cancelled if not yet handed over)."""
+        applied = self.jlis.sync(self.municipality)
+        if applied:
+            self.cards.close_for_deceased()
+        return applied
 
     def number_change(
         self, resident_code: str, idempotency_key: str | None = None

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +17,53 @@ from mynumber import __version__
 from mynumber.api.auth import TokenStore
 from mynumber.api.problems import install_problem_handlers, language
 from mynumber.jlis.api import router as jlis_router
+from mynumber.jlis.cards_api import router as cards_router
+from mynumber.jlis.verify_api import login_router
+from mynumber.jlis.verify_api import router as verify_router
 from mynumber.municipality.api import router as municipality_router
 from mynumber.platform import Platform
 
-__all__ = ["create_app"]
+__all__ = ["SYNC_INTERVAL", "create_app"]
+
+log = logging.getLogger("mynumber.api")
+
+SYNC_INTERVAL = 0.5
+"""Seconds between two background syncs of the J-LIS identity mirror in each server process.
+
+Every change already syncs before its request returns; the loop catches up a sync that was
+deferred (e.g. a busy database), so a revocation reaches OCSP within a second in any case."""
 
 _templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "web" / "templates"))
 
 
-def create_app(platform: Platform) -> FastAPI:
+async def _sync_loop(platform: Platform, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(platform.sync)
+        except Exception as exc:  # the next round retries
+            log.warning("background J-LIS sync failed: %s", type(exc).__name__)
+
+
+def create_app(platform: Platform, *, sync_interval: float | None = SYNC_INTERVAL) -> FastAPI:
+    """The application; with `sync_interval` (and the platform's auto-sync on), a background task
+    keeps the J-LIS mirror — and so certificate revocation — caught up while it runs."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if sync_interval and platform.auto_sync:
+            task = asyncio.create_task(_sync_loop(platform, sync_interval))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
     app = FastAPI(
+        lifespan=lifespan,
         title="mynumber",
         version=__version__,
         description=(
@@ -36,6 +77,9 @@ def create_app(platform: Platform) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(municipality_router)
     app.include_router(jlis_router)
+    app.include_router(cards_router)
+    app.include_router(verify_router)
+    app.include_router(login_router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def landing(request: Request, lang: str | None = None) -> Any:

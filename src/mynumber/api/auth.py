@@ -17,6 +17,9 @@ SCOPES = {
     "jlis:query": "five-item queries and number verification (authorised agencies)",
     "jlis:admin": "change a leaked individual number",
     "jlis:verify": "ask the JPKI OCSP responder for certificate status (registered verifiers)",
+    "card:counter": "card management at a municipal counter: applications, handover, lifting, reissue, renewal, face updates, PIN resets",
+    "card:suspend": "the 24-hour loss line: suspend a card and hold its certificates",
+    "jlis:four-items": "receive the latest four basic items with the holder's consent (registered signature verifiers)",
 }
 
 
@@ -24,6 +27,8 @@ SCOPES = {
 class Staff:
     name: str
     scopes: frozenset[str]
+    verifier: str | None = None
+    """The registered verifier (mynumber.jlis.verifiers) this token belongs to, if any."""
 
 
 class TokenStore:
@@ -44,17 +49,21 @@ class TokenStore:
             return
         data = json.loads(self._path.read_text())
         self._by_digest = {
-            t["digest"]: Staff(t["name"], frozenset(t["scopes"])) for t in data.get("tokens", [])
+            t["digest"]: Staff(t["name"], frozenset(t["scopes"]), t.get("verifier"))
+            for t in data.get("tokens", [])
         }
         self._mtime = mtime
 
-    def create(self, name: str, scopes: list[str]) -> str:
+    def create(self, name: str, scopes: list[str], *, verifier: str | None = None) -> str:
         unknown = set(scopes) - set(SCOPES)
         if unknown:
             raise ValueError(f"unknown scope(s): {', '.join(sorted(unknown))}")
         token = "mnt_" + secrets.token_urlsafe(32)
         data = json.loads(self._path.read_text()) if self._path.exists() else {"tokens": []}
-        data["tokens"].append({"name": name, "scopes": sorted(scopes), "digest": _digest(token)})
+        entry = {"name": name, "scopes": sorted(scopes), "digest": _digest(token)}
+        if verifier is not None:
+            entry["verifier"] = verifier
+        data["tokens"].append(entry)
         tmp = self._path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:

@@ -195,6 +195,10 @@ class _KeySlots:
     def public_key(self, kind: KeyKind) -> rsa.RSAPublicKey:
         return self._keys[kind].public_key()
 
+    def regenerate(self, kind: KeyKind) -> None:
+        """Replace the `kind` key with a fresh one; the old key is gone for good."""
+        self._keys[kind] = _generate_key()
+
     def sign(self, kind: KeyKind, data: bytes) -> bytes:
         return self._keys[kind].sign(data, padding.PKCS1v15(), hashes.SHA256())
 
@@ -455,6 +459,35 @@ class Chip:
             check_counter_authorisation(counter_authorisation, self._clock.now())
             new_pin = check_new_pin(kind, new_pin, self._birth_date)
             self._pins[kind] = PinRecord.new(kind, new_pin, self._kdf)
+            self._changed()
+
+    # --- changes at the municipality counter -------------------------------------------------
+
+    def update_face(self, face: CardFace, counter_authorisation: object) -> None:
+        """Write the card face anew (追記 after a move or a change of name), on a valid
+        counter authorisation (`card.unlock_unauthorised` otherwise). The smartphone form has
+        no face (`card.no_face_data`); the birth date never changes (ValueError)."""
+        if not isinstance(face, CardFace):
+            raise TypeError("a CardFace is expected")
+        with self._lock:
+            check_counter_authorisation(counter_authorisation, self._clock.now())
+            if self._face is None:
+                raise NoFaceDataError()
+            if face.birth_date != self._birth_date:
+                raise ValueError("the holder's birth date on the face cannot change")
+            self._face = face
+            self._changed()
+
+    def renew_key(self, kind: KeyKind | str, counter_authorisation: object) -> None:
+        """Generate a fresh `kind` key pair inside the chip and drop that key's certificate,
+        on a valid counter authorisation: a new certificate needs a new key (after a change of
+        the four items revoked the signature certificate, or at certificate renewal). The PIN
+        and its counter stay as they are."""
+        kind = KeyKind(kind)
+        with self._lock:
+            check_counter_authorisation(counter_authorisation, self._clock.now())
+            self._keys.regenerate(kind)
+            self._certificates.pop(kind, None)
             self._changed()
 
     # --- persistence ------------------------------------------------------------------------

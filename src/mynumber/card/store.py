@@ -77,6 +77,15 @@ class ChipStore:
         chip.set_persistence(self.save)
         return chip
 
+    def chip_ids(self) -> list[str]:
+        """The ids of the chips stored here."""
+        return sorted(f.name[: -len(_SUFFIX)] for f in self._dir.glob("*" + _SUFFIX))
+
+    def remove(self, chip_id: str) -> None:
+        """Delete the chip file (a chip that was never handed over); quiet if there is none."""
+        self.path(chip_id).unlink(missing_ok=True)
+        self._sync_dir()
+
     def _write_temp(self, chip: Chip) -> Path:
         blob = chip.seal(self._keystore)
         tmp = self._dir / f".{chip.chip_id}.{secrets.token_hex(8)}.tmp"

@@ -4,7 +4,11 @@ responder (RFC 6960 over HTTP, for registered verifiers with the scope ``jlis:ve
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -21,6 +25,7 @@ from mynumber.api.problems import PROBLEM_RESPONSES
 from mynumber.dates import parse_date, parse_sex
 from mynumber.errors import ValidationError
 from mynumber.identity import FiveItems
+from mynumber.jlis.verify_api import require_verifier
 from mynumber.numbers import mask, parse_individual, parse_resident_code
 
 __all__ = ["router"]
@@ -206,7 +211,8 @@ def ca_chain(p: PlatformDep) -> Response:
 @router.post(
     "/ocsp",
     response_class=Response,
-    dependencies=[Depends(require("jlis:verify"))],
+    # Registered verifiers only (公的個人認証法 17・36条): the scope and an active registration.
+    dependencies=[Depends(require_verifier("jlis:verify"))],
     responses=_content(
         OCSP_RESPONSE_MEDIA,
         "An OCSP response (RFC 6960), always with HTTP 200: a signed good / revoked / unknown, "
@@ -229,4 +235,25 @@ async def ocsp(request: Request, p: PlatformDep) -> Response:
             body = bytearray()  # answered as malformed, like any other non-request
             break
     answer = await run_in_threadpool(p.pki.ocsp, bytes(body))
+    return Response(answer, media_type=OCSP_RESPONSE_MEDIA, headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/ocsp/{encoded:path}",
+    response_class=Response,
+    dependencies=[Depends(require_verifier("jlis:verify"))],
+    responses=_content(
+        OCSP_RESPONSE_MEDIA,
+        "The same answer as POST /ocsp, for a request sent as RFC 6960 Appendix A.1 GET: the DER "
+        "request, base64, URL-encoded, as the last path segment(s)",
+    ),
+    summary="OCSP over GET (RFC 6960 A.1; registered verifiers)",
+)
+def ocsp_get(encoded: str, p: PlatformDep) -> Response:
+    der = b""  # answered as malformed, like any other non-request
+    raw = unquote(encoded)  # the router has decoded the path once; a client may encode twice
+    if len(raw) <= 2 * OCSP_MAX_REQUEST:
+        with contextlib.suppress(ValueError, binascii.Error):
+            der = base64.b64decode(raw, validate=True)
+    answer = p.pki.ocsp(der if len(der) <= OCSP_MAX_REQUEST else b"")
     return Response(answer, media_type=OCSP_RESPONSE_MEDIA, headers={"Cache-Control": "no-store"})

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -19,6 +21,7 @@ from sqlalchemy import (
 )
 
 from mynumber.idempotency import idempotency_table
+from mynumber.relying.login import challenge_table
 
 metadata = MetaData()
 
@@ -131,3 +134,92 @@ crl_state = Table(
     Column("next_update", DateTime(timezone=True)),
     Column("der", LargeBinary),  # the latest CRL, served until a revocation or its refresh
 )
+
+# -- cards (card management) (mynumber.jlis.cards) ------------------------------------------
+
+cards = Table(
+    "cards",
+    metadata,
+    Column("card_id", String(32), primary_key=True),
+    Column("resident_code", String(11), nullable=False),
+    Column("application_id", String(23), unique=True),  # 申請書ID (23 digits), when given
+    Column("channel", String(8), nullable=False),  # online | paper | counter
+    Column("state", String(12), nullable=False),  # mynumber.jlis.card_lifecycle.CardState
+    Column("period_of_stay_end", Date),  # foreign residents with a fixed period of stay
+    Column("issued_on", Date),  # handed over
+    Column("expires_on", Date),
+    Column("chip_id", String(64), unique=True),
+    Column("is_smartphone", Boolean, nullable=False, default=False),
+    Column("face", JSON),  # what the face shows: name, address, birth date, sex, expiry
+    Column("fee_yen", Integer, nullable=False, default=0),
+    Column("replaces", String(32)),  # the card this one renews or reissues
+    Column("superseded_by", String(32)),  # the card that replaced this one
+    Column("reason", String(16)),  # why it was reissued, returned or cancelled
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_cards_resident", "resident_code"),
+    # At most one card in the holder's hands, and one on its way, per person (under concurrency).
+    Index(
+        "uq_cards_holding_resident",
+        "resident_code",
+        unique=True,
+        sqlite_where=text("state IN ('active', 'suspended')"),
+        postgresql_where=text("state IN ('active', 'suspended')"),
+    ),
+    Index(
+        "uq_cards_pending_resident",
+        "resident_code",
+        unique=True,
+        sqlite_where=text("state IN ('applied', 'produced')"),
+        postgresql_where=text("state IN ('applied', 'produced')"),
+    ),
+)
+
+card_events = Table(
+    "card_events",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("card_id", String(32), nullable=False),
+    Column("resident_code", String(11), nullable=False),
+    Column("kind", String(16), nullable=False),  # card_lifecycle.Action
+    Column("from_state", String(12)),
+    Column("to_state", String(12), nullable=False),
+    Column("detail", JSON, nullable=False),  # never a PIN, a key or an individual number
+    Column("operator", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_card_events_card", "card_id", "seq"),
+)
+
+# -- verifiers (registered verifiers, 基本4情報提供, login challenges) (mynumber.jlis.verifiers) --
+
+verifiers = Table(
+    "verifiers",
+    metadata,
+    # 署名検証者 / 利用者証明検証者 (公的個人認証法 17・36条) registered with J-LIS.
+    Column("id", String(32), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("kinds", String(20), nullable=False),  # "auth", "signature" or "auth,signature"
+    Column("registered_at", DateTime(timezone=True), nullable=False),
+    Column("active", Boolean, nullable=False),
+)
+
+four_item_consents = Table(
+    "four_item_consents",
+    metadata,
+    # SHA-256 (hex) of the signed consent statement: a consent serves one provision.
+    Column("id", String(64), primary_key=True),
+    Column("verifier_id", String(32), nullable=False),
+    Column("signature_serial", String(40), nullable=False),  # the old signature certificate
+    Column("auth_serial", String(40), nullable=False),  # the certificate that consented
+    Column("resident_code", String(11), nullable=False),
+    Column("granted_at", DateTime(timezone=True), nullable=False),  # as the statement says
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used", Boolean, nullable=False),
+    Column("provided_at", DateTime(timezone=True)),
+    Index("ix_four_item_consents_verifier", "verifier_id", "granted_at"),
+)
+
+# The platform's own login (mynumber.relying.login): challenges shared by every worker.
+login_challenges = challenge_table(metadata)

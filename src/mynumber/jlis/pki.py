@@ -28,8 +28,12 @@ Time always comes from the injected clock.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
+import os
 import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,9 +43,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import ColumnElement
 
 from mynumber.clock import Clock
-from mynumber.db import writing
+from mynumber.db import read_once, writing
 from mynumber.jlis import models as m
 from mynumber.jlis.ca import (
     REVOCATION_REASONS,
@@ -59,7 +64,14 @@ from mynumber.jlis.ocsp import CertStatus, OcspResponder
 from mynumber.jlis.pki_errors import pki_error
 from mynumber.keystore import Keystore
 
-__all__ = ["CRL_VALIDITY", "IssuedCertificate", "PkiService", "serial_hex"]
+__all__ = [
+    "CRL_VALIDITY",
+    "IdentityChange",
+    "IssuedCertificate",
+    "PkiService",
+    "revocations_for",
+    "serial_hex",
+]
 
 CRL_VALIDITY = dt.timedelta(hours=1)
 """A CRL's nextUpdate − thisUpdate; a fresh one is signed half-way through, or at a revocation."""
@@ -69,7 +81,58 @@ _KINDS = {name: kind for kind, name in _KIND_NAMES.items()}
 _VALID, _REVOKED, _ON_HOLD = "valid", "revoked", "on_hold"
 _STATE_ID = 1
 
+_STATUS_SQL = "SELECT status, revoked_at, revocation_reason FROM certificates WHERE serial = ?"
+
 SubjectKeyInput = CertificatePublicKeyTypes | x509.CertificateSigningRequest | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityChange:
+    """A person's identity-mirror row before and after one event from the register."""
+
+    resident_code: str
+    before: Mapping[str, Any]
+    after: Mapping[str, Any]
+    abroad: bool = False
+
+
+def revocations_for(
+    before: Mapping[str, Any], after: Mapping[str, Any], *, abroad: bool = False
+) -> list[RevocationEvent]:
+    """What a change of a person's identity (two rows of the identity mirror) revokes.
+
+    Death revokes both certificates; so does a move abroad (国外転出). A change of name or sex
+    revokes the signature certificate (it carries them); so does a change of address, and a
+    move-out to another municipality (the registered address is no longer where the holder
+    lives; the move-in that follows changes it again). Kana changes revoke nothing: the
+    certificate does not carry the kana.
+    """
+    status = after["status"]
+    if status == "deceased" and before["status"] != "deceased":
+        return [RevocationEvent.DEATH]
+    events: list[RevocationEvent] = []
+    if status == "moved_out" and before["status"] != "moved_out" and abroad:
+        return [RevocationEvent.EMIGRATION]
+    if (before["family_name"], before["given_name"]) != (after["family_name"], after["given_name"]):
+        events.append(RevocationEvent.NAME_CHANGE)
+    if before["sex"] != after["sex"]:
+        events.append(RevocationEvent.SEX_CHANGE)
+    if before["address"] != after["address"] or (
+        status == "moved_out" and before["status"] != "moved_out"
+    ):
+        events.append(RevocationEvent.ADDRESS_CHANGE)
+    return events
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on `path` (created 0600) across processes."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def serial_hex(serial: int) -> str:
@@ -136,11 +199,19 @@ class PkiService:
         """The service with the CA in `directory`, created and saved there on first start."""
         base = base_url.rstrip("/")
         crl_url, ocsp_url = f"{base}/api/jlis/crl", f"{base}/api/jlis/ocsp"
-        if any(directory.glob("jpki-*.pem")):
-            ca = CertificateAuthority.load(directory, keystore, crl_url=crl_url, ocsp_url=ocsp_url)
-        else:
-            ca = CertificateAuthority.create(now=clock.now(), crl_url=crl_url, ocsp_url=ocsp_url)
-            ca.save(directory, keystore)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Server workers start together on an empty data dir: one creates the CA, the others
+        # wait on the lock and load it (without it, each would sign with a CA of its own).
+        with _locked(directory / ".lock"):
+            if any(directory.glob("jpki-*.pem")):
+                ca = CertificateAuthority.load(
+                    directory, keystore, crl_url=crl_url, ocsp_url=ocsp_url
+                )
+            else:
+                ca = CertificateAuthority.create(
+                    now=clock.now(), crl_url=crl_url, ocsp_url=ocsp_url
+                )
+                ca.save(directory, keystore)
         return cls(engine, ca, clock)
 
     # -- issuance ---------------------------------------------------------------------------
@@ -166,52 +237,24 @@ class PkiService:
         personal data, so `four_items` must then be None. Refused unless the identity mirror
         knows the resident as active (``pki.resident_unknown``, ``pki.resident_inactive``).
         """
-        which = _kind(kind)
-        if which is CertificateKind.SIGNATURE and four_items is None:
-            raise pki_error("pki.four_items", field="four_items")
-        if which is CertificateKind.AUTH and four_items is not None:
-            raise ValueError("the authentication certificate carries no personal data")
         subject_key = (
             load_csr(csr_or_public_key)
             if isinstance(csr_or_public_key, bytes)
             else csr_or_public_key
         )
-        expiry = certificate_expiry(
-            birth_date, issued_on, period_of_stay_end, card_expires=card_expires
-        )
-        now = _utc(self._clock.now())
-        not_after = end_of_day(expiry)
         with writing(self.engine) as conn:
-            self._check_resident(conn, resident_code)
-            for _ in range(3):  # a 159-bit random serial never collides; still, never overwrite
-                if which is CertificateKind.SIGNATURE:
-                    assert four_items is not None
-                    cert = self.ca.issue_signature_certificate(
-                        subject_key, four_items, now, not_after
-                    )
-                else:
-                    cert = self.ca.issue_auth_certificate(subject_key, now, not_after)
-                serial = serial_hex(cert.serial_number)
-                taken = conn.execute(
-                    select(m.certificates.c.serial).where(m.certificates.c.serial == serial)
-                ).first()
-                if taken is None:
-                    break
-            else:  # pragma: no cover - 2**-159
-                raise RuntimeError("three random serial numbers were all taken")
-            conn.execute(
-                m.certificates.insert().values(
-                    serial=serial,
-                    kind=_KIND_NAMES[which],
-                    resident_code=resident_code,
-                    chip_id=chip_id,
-                    not_before=cert.not_valid_before_utc,
-                    not_after=cert.not_valid_after_utc,
-                    der=cert.public_bytes(serialization.Encoding.DER),
-                    status=_VALID,
-                )
+            return self.issue_in(
+                conn,
+                kind,
+                resident_code,
+                subject_key,
+                four_items,
+                birth_date,
+                issued_on,
+                chip_id=chip_id,
+                period_of_stay_end=period_of_stay_end,
+                card_expires=card_expires,
             )
-        return cert
 
     @staticmethod
     def _check_resident(conn: Connection, resident_code: str) -> None:
@@ -259,19 +302,17 @@ class PkiService:
         while on hold) or unknown (never issued here)."""
         if not 0 < serial < 2**160:
             return CertStatus.unknown()
-        c = m.certificates.c
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(c.status, c.revoked_at, c.revocation_reason).where(
-                    c.serial == serial_hex(serial)
-                )
-            ).first()
-        if row is None:
+        # The hot path of every OCSP request and login: one prebuilt statement.
+        rows = read_once(self.engine, _STATUS_SQL, (serial_hex(serial),))
+        if not rows:
             return CertStatus.unknown()
-        if row.status == _VALID:
+        status, revoked_at, reason = rows[0]
+        if status == _VALID:
             return CertStatus.good()
+        if isinstance(revoked_at, str):  # SQLite hands the raw column back as ISO text
+            revoked_at = dt.datetime.fromisoformat(revoked_at)
         return CertStatus.revoked(
-            RevocationEntry(serial, _aware(row.revoked_at), x509.ReasonFlags(row.revocation_reason))
+            RevocationEntry(serial, _aware(revoked_at), x509.ReasonFlags(reason))
         )
 
     # -- revocation -------------------------------------------------------------------------
@@ -282,36 +323,52 @@ class PkiService:
         Certificates already revoked stay as they are; a held certificate is revoked for good by
         any other event. Returns the serial numbers changed.
         """
-        event = RevocationEvent(event)
+        with writing(self.engine) as conn:
+            return self.revoke_in(conn, resident_code, RevocationEvent(event))
+
+    def revoke_for_changes(self, conn: Connection, changes: Sequence[IdentityChange]) -> list[int]:
+        """Revoke what identity changes call for (:func:`revocations_for`) inside the caller's
+        J-LIS transaction — the identity mirror's sync — so the mirror and the certificates'
+        status commit together."""
+        changed: list[int] = []
+        for change in changes:
+            for event in revocations_for(change.before, change.after, abroad=change.abroad):
+                changed += self.revoke_in(conn, change.resident_code, event)
+        return changed
+
+    def revoke_in(self, conn: Connection, resident_code: str, event: RevocationEvent) -> list[int]:
+        """:meth:`revoke_for_event` inside the caller's transaction on the J-LIS engine."""
+        return self._revoke_where(conn, m.certificates.c.resident_code == resident_code, event)
+
+    def _revoke_where(
+        self, conn: Connection, which: ColumnElement[bool], event: RevocationEvent
+    ) -> list[int]:
+        """Revoke (or hold) the valid or held certificates `which` selects that `event`
+        affects; bump the CRL revision if any changed. Returns the serials changed."""
         reason = REVOCATION_REASONS[event]
         hold = event is RevocationEvent.SUSPENSION
         now = _utc(self._clock.now())
         c = m.certificates.c
         changed: list[int] = []
-        with writing(self.engine) as conn:
-            rows = conn.execute(
-                select(c.serial, c.kind, c.status).where(
-                    c.resident_code == resident_code, c.status.in_([_VALID, _ON_HOLD])
+        rows = conn.execute(
+            select(c.serial, c.kind, c.status).where(which, c.status.in_([_VALID, _ON_HOLD]))
+        ).all()
+        for row in rows:
+            if not revokes(event, _KINDS[row.kind]) or (hold and row.status == _ON_HOLD):
+                continue
+            done = conn.execute(
+                update(m.certificates)
+                .where(c.serial == row.serial, c.status == row.status)
+                .values(
+                    status=_ON_HOLD if hold else _REVOKED,
+                    revoked_at=now,
+                    revocation_reason=reason.value,
                 )
-            ).all()
-            for row in rows:
-                if not revokes(event, _KINDS[row.kind]):
-                    continue
-                if hold and row.status == _ON_HOLD:
-                    continue
-                done = conn.execute(
-                    update(m.certificates)
-                    .where(c.serial == row.serial, c.status == row.status)
-                    .values(
-                        status=_ON_HOLD if hold else _REVOKED,
-                        revoked_at=now,
-                        revocation_reason=reason.value,
-                    )
-                ).rowcount
-                if done:  # not if a concurrent revocation changed it first
-                    changed.append(int(row.serial, 16))
-            if changed:
-                self._bump_revision(conn)
+            ).rowcount
+            if done:  # not if a concurrent revocation changed it first
+                changed.append(int(row.serial, 16))
+        if changed:
+            self._bump_revision(conn)
         return changed
 
     def _bump_revision(self, conn: Connection) -> None:
@@ -389,3 +446,94 @@ class PkiService:
     def chain_pem(self) -> bytes:
         """The issuing CA's certificate then the root's, PEM."""
         return self.ca.chain_pem()
+
+    # -- card management (mynumber.jlis.cards): the same operations inside a caller's
+    # transaction, scoped to one chip, so a card's state change and its certificates commit
+    # together (I8) ------------------------------------------------------------------------
+
+    def issue_in(
+        self,
+        conn: Connection,
+        kind: CertificateKind | str,
+        resident_code: str,
+        csr: CertificatePublicKeyTypes | x509.CertificateSigningRequest,
+        four_items: FourItems | None,
+        birth_date: dt.date,
+        issued_on: dt.date,
+        *,
+        chip_id: str | None,
+        period_of_stay_end: dt.date | None = None,
+        card_expires: dt.date | None = None,
+    ) -> x509.Certificate:
+        """:meth:`issue` on the caller's write transaction `conn` (same rules, same row)."""
+        which = _kind(kind)
+        if which is CertificateKind.SIGNATURE and four_items is None:
+            raise pki_error("pki.four_items", field="four_items")
+        if which is CertificateKind.AUTH and four_items is not None:
+            raise ValueError("the authentication certificate carries no personal data")
+        expiry = certificate_expiry(
+            birth_date, issued_on, period_of_stay_end, card_expires=card_expires
+        )
+        now = _utc(self._clock.now())
+        self._check_resident(conn, resident_code)
+        if which is CertificateKind.SIGNATURE:
+            assert four_items is not None
+            cert = self.ca.issue_signature_certificate(csr, four_items, now, end_of_day(expiry))
+        else:
+            cert = self.ca.issue_auth_certificate(csr, now, end_of_day(expiry))
+        # A 159-bit random serial never collides; were it to, the primary key refuses it and
+        # the caller's transaction rolls back whole.
+        conn.execute(
+            m.certificates.insert().values(
+                serial=serial_hex(cert.serial_number),
+                kind=_KIND_NAMES[which],
+                resident_code=resident_code,
+                chip_id=chip_id,
+                not_before=cert.not_valid_before_utc,
+                not_after=cert.not_valid_after_utc,
+                der=cert.public_bytes(serialization.Encoding.DER),
+                status=_VALID,
+            )
+        )
+        return cert
+
+    def revoke_chip_in(
+        self, conn: Connection, chip_id: str, event: RevocationEvent | str
+    ) -> list[int]:
+        """:meth:`revoke_for_event` for the certificates of one chip, on `conn`."""
+        return self._revoke_where(conn, m.certificates.c.chip_id == chip_id, RevocationEvent(event))
+
+    def lift_hold_in(self, conn: Connection, chip_id: str) -> list[int]:
+        """Lift the hold (certificateHold → valid again, RFC 5280 removeFromCRL) on the
+        certificates of one chip, on `conn`: the suspension of a card found again, lifted at the
+        counter after an identity check. Certificates revoked for good stay revoked."""
+        c = m.certificates.c
+        serials = [
+            str(s)
+            for s in conn.execute(
+                select(c.serial).where(c.chip_id == chip_id, c.status == _ON_HOLD)
+            ).scalars()
+        ]
+        if not serials:
+            return []
+        conn.execute(
+            update(m.certificates)
+            .where(c.serial.in_(serials), c.status == _ON_HOLD)
+            .values(status=_VALID, revoked_at=None, revocation_reason=None)
+        )
+        self._bump_revision(conn)
+        return [int(s, 16) for s in serials]
+
+    # -- holders (for the platform's own verifiers: login, 基本4情報提供) -------------------------
+
+    def holder_of(self, serial: int) -> str | None:
+        """The resident record code of the certificate `serial`, or None if J-LIS never issued
+        it. Internal to J-LIS: a relying party learns a serial number, never whose it is."""
+        if not 0 < serial < 2**160:
+            return None
+        c = m.certificates.c
+        with self.engine.connect() as conn:
+            code: str | None = conn.execute(
+                select(c.resident_code).where(c.serial == serial_hex(serial))
+            ).scalar_one_or_none()
+        return code

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from mynumber.clock import Clock
-from mynumber.db import bulk_insert, is_postgres, writing
+from mynumber.db import bulk_insert, is_postgres, read_once, writing
 from mynumber.errors import NotFoundError
 from mynumber.idempotency import IdempotentRunner
 from mynumber.identity import (
@@ -30,6 +30,7 @@ from mynumber.identity import (
 )
 from mynumber.jlis import models as m
 from mynumber.jlis.generator import NumberGenerator
+from mynumber.jlis.pki import IdentityChange
 from mynumber.municipality.interface import IdentityEvent, IdentitySnapshot, MunicipalityFeed
 from mynumber.numbers import DEFAULT_RESIDENT_CODE_SCHEME, mask
 from mynumber.vault import NumberVault
@@ -47,7 +48,6 @@ _CANDIDATES_SQL = (
     # Only people whose kana is the claim's now, or who have had another kana (checked below).
     " AND (i.kana_key = ? OR i.earlier_kana_keys <> '')"
 )
-_CANDIDATES_PG = _CANDIDATES_SQL.replace("?", "%s")
 _CHUNK = 2000
 
 
@@ -98,6 +98,14 @@ class JlisService:
         self._clock = clock
         self._runner = IdempotentRunner(engine, m.idempotency, clock.now)
         self._sqlite = engine.dialect.name == "sqlite"
+        self._change_listeners: list[Callable[[Connection, Sequence[IdentityChange]], object]] = []
+
+    def on_identity_change(
+        self, listener: Callable[[Connection, Sequence[IdentityChange]], object]
+    ) -> None:
+        """Call `listener(conn, changes)` inside the sync transaction that applies changes to
+        people the mirror already knew (J-LIS's PKI revokes certificates there)."""
+        self._change_listeners.append(listener)
 
     # -- resident record codes -------------------------------------------------------------
 
@@ -395,6 +403,7 @@ class JlisService:
                 current[found.resident_code] = dict(found._mapping)
         inserts: dict[str, dict[str, Any]] = {}
         history: list[dict[str, Any]] = []
+        changes: list[IdentityChange] = []
         for e in events:
             s = e.identity
             keys = keys_of(
@@ -436,6 +445,7 @@ class JlisService:
                         row[f"earlier_{item}_keys"] = _with_earlier(
                             old[f"earlier_{item}_keys"], old[f"{item}_key"], row[f"{item}_key"]
                         )
+                    changes.append(IdentityChange(e.resident_code, old, row, e.abroad))
                 if e.resident_code in current:
                     current[e.resident_code] = row
                 else:
@@ -462,36 +472,18 @@ class JlisService:
             )
             conn.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in changed])
         bulk_insert(conn, m.identity_history, history)
+        if changes:
+            for listener in self._change_listeners:
+                listener(conn, changes)
 
     # -- queries for authorised agencies ---------------------------------------------------
 
     def _candidates(self, birth_date: dt.date, sex: int, kana_key: str) -> list[Any]:
         """Everyone born that day with that sex, with their keys and sealed active number.
 
-        The hot path of every agency query: one prebuilt statement on a pooled driver
-        connection, no ORM statement building and no explicit transaction (it only reads)."""
-        raw = self.engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            try:
-                if self._sqlite:
-                    cur.execute(_CANDIDATES_SQL, (birth_date.isoformat(), sex, kana_key))
-                    return list(cur.fetchall())
-                # One round trip instead of BEGIN, SELECT and the pool's ROLLBACK: a single
-                # read needs no transaction. psycopg prepares the statement after a few uses.
-                driver: Any = raw.driver_connection
-                if driver.info.transaction_status != 0:  # not IDLE: end what is open first
-                    driver.rollback()
-                driver.autocommit = True
-                try:
-                    cur.execute(_CANDIDATES_PG, (birth_date, sex, kana_key))
-                    return list(cur.fetchall())
-                finally:
-                    driver.autocommit = False
-            finally:
-                cur.close()
-        finally:
-            raw.close()
+        The hot path of every agency query: one prebuilt statement (:func:`read_once`)."""
+        birth: object = birth_date.isoformat() if self._sqlite else birth_date
+        return read_once(self.engine, _CANDIDATES_SQL, (birth, sex, kana_key))
 
     def five_item_query(self, claim: FiveItems) -> QueryResult:
         """The one person whose registered items match all five (current or earlier values)."""

@@ -110,6 +110,11 @@ class MoveWithinIn(Dated):
 
 class MoveOutIn(Dated):
     destination: Text
+    abroad: bool = Field(
+        default=False,
+        description="国外転出: moving abroad (both JPKI certificates are revoked, not only the "
+        "signature certificate)",
+    )
 
 
 class DeathIn(Dated):

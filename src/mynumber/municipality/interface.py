@@ -40,6 +40,8 @@ class IdentityEvent:
     identity: IdentitySnapshot
     snapshot_json: str = ""
     """The snapshot as the municipality recorded it (JSON), kept verbatim in J-LIS's history."""
+    abroad: bool = False
+    """A move-out (転出) to an address outside Japan (国外転出): J-LIS revokes both certificates."""
 
 
 class MunicipalityFeed(Protocol):

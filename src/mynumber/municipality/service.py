@@ -177,7 +177,9 @@ class MunicipalityService:
         e = m.events
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(e.c.seq, e.c.resident_code, e.c.kind, e.c.occurred_on, e.c.snapshot)
+                select(
+                    e.c.seq, e.c.resident_code, e.c.kind, e.c.occurred_on, e.c.snapshot, e.c.detail
+                )
                 .where(e.c.municipality_code == municipality_code, e.c.seq > after_seq)
                 .order_by(e.c.seq)
                 .limit(limit)
@@ -195,6 +197,8 @@ class MunicipalityService:
                     row.occurred_on,
                     IdentitySnapshot(**s),
                     row.snapshot,
+                    abroad=row.kind == EventKind.MOVE_OUT
+                    and bool(json.loads(row.detail).get("abroad")),
                 )
             )
         return out
@@ -477,6 +481,7 @@ class MunicipalityService:
             detail["destination"] = clean_text(
                 str(payload.get("destination") or ""), "destination", 200, required=True
             )
+            detail["abroad"] = payload.get("abroad") is True
         elif kind is EventKind.NAME_CHANGE:
             values = {
                 "family_name": clean_name(str(payload.get("family_name") or ""), "family_name"),

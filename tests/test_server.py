@@ -49,6 +49,7 @@ class Server:
     data_dir: Path
     token: str
     log: Path
+    database_url: str | None = None  # None: SQLite files under data_dir
 
     def client(self) -> httpx.Client:
         # trust_env=False: no proxy from the environment; only 127.0.0.1 is ever contacted.
@@ -147,7 +148,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
                 pass
             time.sleep(0.2)
         token = (data_dir / "demo-token").read_text().strip()
-        srv = Server(proc, base_url, data_dir, token, log)
+        srv = Server(proc, base_url, data_dir, token, log, database_url)
         _wait_for(lambda: len(srv.workers()) == 2, 30, "two workers")
         yield srv
     finally:

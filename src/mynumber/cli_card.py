@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Annotated, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -26,6 +28,9 @@ from mynumber.cli import (
 )
 from mynumber.errors import MynumberError
 from mynumber.jlis.cards import Card, Outcome
+
+if TYPE_CHECKING:
+    from mynumber.platform import Platform
 
 __all__ = ["card_app", "seed_demo_cards"]
 
@@ -80,7 +85,11 @@ def _show(card: Card, outcome: Outcome | None = None) -> None:
     out.print(t)
 
 
-def _run(data_dir: Any, database_url: Any, call: Any) -> None:
+def _run(
+    data_dir: Path | None,
+    database_url: str | None,
+    call: Callable[[Platform], Outcome | Card | None],
+) -> None:
     try:
         with platform_for(data_dir, database_url) as p:
             result = call(p)
@@ -112,11 +121,11 @@ def apply_cmd(
     from mynumber.dates import parse_date
     from mynumber.numbers import parse_resident_code
 
-    def call(p: Any) -> Outcome:
+    def call(p: Platform) -> Outcome:
         stay: dt.date | None = None
         if period_of_stay_end:
             stay = parse_date(period_of_stay_end, field="period_of_stay_end")
-        return p.cards.apply(  # type: ignore[no-any-return]
+        return p.cards.apply(
             parse_resident_code(resident_code, field="resident_code"),
             channel=channel,
             application_id=application_id,
@@ -341,7 +350,7 @@ def list_cmd(
     out.print(t)
 
 
-def seed_demo_cards(p: Any, count: int, seed: int = 1) -> None:
+def seed_demo_cards(p: Platform, count: int, seed: int = 1) -> None:
     """`serve --seed-cards`: demo cards with a progress bar; PINs only to DEMO-PINS.csv."""
     from mynumber.jlis.card_seed import DEMO_PINS, seed_cards
 

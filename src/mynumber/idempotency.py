@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from mynumber.db import writing
-from mynumber.errors import ConflictError
+from mynumber.errors import ConflictError, MynumberError
 
 __all__ = ["IdempotentRunner", "idempotency_table", "request_digest"]
 
@@ -97,8 +97,10 @@ class IdempotentRunner:
                     )
                 )
             return status, body, False
-        except IntegrityError:
-            # A concurrent request with the same key won the race; answer as it did.
+        except (IntegrityError, MynumberError):
+            # A concurrent request with the same key may have won the race — its record was
+            # committed while this one waited on a lock or a unique index, and this one then
+            # failed on what the other had done: answer as the winner did.
             with self._engine.connect() as conn:
                 stored = self._stored(conn, scope, key, digest)
             if stored is None:

@@ -265,6 +265,12 @@ LIFE_MESSAGES: dict[str, tuple[int, str, str]] = {
         "The smartphone form holds no card face to update.",
         "スマートフォン用電子証明書には更新する券面事項がありません。",
     ),
+    "card_life.birth_date_changed": (
+        409,
+        "The registered birth date differs from the one on the chip: a handover made afresh "
+        "(ask again), or a reissue, writes the new one.",
+        "住民登録の生年月日がICチップの記録と異なります。交付をやり直すか、再交付してください。",
+    ),
 }
 
 

@@ -25,12 +25,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.exc import IntegrityError
 
 from mynumber.card import CardFace, Chip, ChipStore, CounterAuthorisation, KeyKind, PinKdf
 from mynumber.clock import Clock
@@ -63,6 +65,8 @@ from mynumber.jlis.pki_errors import pki_error
 
 __all__ = ["Card", "CardService", "Outcome"]
 
+_NEW_CARD_PROCEDURES = frozenset({"apply", "reissue", "renew"})
+"""Procedures whose only side effect is a new card row: safe to run again after a conflict."""
 _OPERATOR = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 _CARD_ID = re.compile(r"[0-9A-F]{16}")
 
@@ -196,6 +200,16 @@ class _Identity:
     def four_items(self) -> FourItems:
         return FourItems(self.name, self.address, self.birth_date, self.sex)
 
+    def face(self, expiry_date: dt.date) -> CardFace:
+        """The card face of this person, for a card valid until `expiry_date`."""
+        return CardFace(
+            name=self.name,
+            address=self.address,
+            birth_date=self.birth_date,
+            sex=self.sex,
+            expiry_date=expiry_date,
+        )
+
 
 def _face_json(face: CardFace) -> dict[str, Any]:
     return {
@@ -300,8 +314,6 @@ class CardService:
 
     def counts(self) -> dict[str, int]:
         """Cards per state."""
-        from sqlalchemy import func
-
         c = m.cards.c
         with self.engine.connect() as conn:
             rows = conn.execute(select(c.state, func.count()).group_by(c.state)).all()
@@ -327,6 +339,7 @@ class CardService:
             raise pki_error("pki.stay_ended", field="period_of_stay_end")
 
         def work(conn: Connection) -> Card:
+            self._lock_person(conn, resident_code)
             self._identity(conn, resident_code)
             held = self._cards_in(conn, resident_code, HOLDING)
             if held:
@@ -384,26 +397,7 @@ class CardService:
         identity_check = check_identity_documents(identity_documents)
         before = self.get(card_id)
         today = self._clock.today()
-        chip: Chip | None = None
-        if before.state is CardState.PRODUCED:
-            with self.engine.connect() as conn:
-                who = self._identity(conn, before.resident_code)
-            expires = expiry_for(who.birth_date, today, before.period_of_stay_end)
-            face = CardFace(
-                name=who.name,
-                address=who.address,
-                birth_date=who.birth_date,
-                sex=who.sex,
-                expiry_date=expires,
-            )
-            chip = Chip.create(
-                _new_id(),
-                auth_pin=auth_pin,
-                signature_pin=signature_pin,
-                clock=self._clock,
-                face=face,
-                kdf=self.kdf,
-            )
+        chip = self._new_chip(before, auth_pin, signature_pin, today)
 
         def work(conn: Connection) -> Card:
             row = self._lock(conn, card_id)
@@ -411,15 +405,14 @@ class CardService:
             if chip is None:  # it was produced only after we looked: ask again
                 raise IllegalTransitionError(before.state, Action.HAND_OVER)
             who = self._identity(conn, row.resident_code)
+            if who.birth_date != chip.face.birth_date:  # corrected after the chip was made
+                raise life_error("card_life.birth_date_changed")
+            current = who.face(expiry_for(who.birth_date, today, row.period_of_stay_end))
+            if chip.face != current:  # the register changed after the chip was made (I2)
+                chip.update_face(current, self._authorisation(who, operator, identity_check))
             face = chip.face
             self._certify(conn, chip, row.resident_code, who, today, row.period_of_stay_end)
-            for old in self._cards_in(conn, row.resident_code, HOLDING):
-                # A renewal card replaces the card in the holder's hands (and its certificates).
-                self._transition(
-                    conn, old, Action.SUPERSEDE, operator, {"by": card_id}, superseded_by=card_id
-                )
-                if old.chip_id is not None:
-                    self.pki.revoke_chip_in(conn, old.chip_id, RevocationEvent.REISSUE)
+            self._supersede_held(conn, row.resident_code, card_id, operator)
             self.chips.add(chip)
             return self._transition(
                 conn,
@@ -453,6 +446,37 @@ class CardService:
         if chip is not None and outcome.card.chip_id != chip.chip_id:
             self.chips.remove(chip.chip_id)  # a replay: the first request's chip stands
         return outcome
+
+    def _new_chip(
+        self, before: Card, auth_pin: str, signature_pin: str, today: dt.date
+    ) -> Chip | None:
+        """The chip for a handover of `before`, made outside the transaction (RSA key generation
+        must not hold the lock): None unless the card is produced."""
+        if before.state is not CardState.PRODUCED:
+            return None
+        with self.engine.connect() as conn:
+            who = self._identity(conn, before.resident_code)
+        expires = expiry_for(who.birth_date, today, before.period_of_stay_end)
+        return Chip.create(
+            _new_id(),
+            auth_pin=auth_pin,
+            signature_pin=signature_pin,
+            clock=self._clock,
+            face=who.face(expires),
+            kdf=self.kdf,
+        )
+
+    def _supersede_held(
+        self, conn: Connection, resident_code: str, card_id: str, operator: str
+    ) -> None:
+        """A renewal card's handover replaces the card in the holder's hands, and revokes its
+        certificates."""
+        for old in self._cards_in(conn, resident_code, HOLDING):
+            self._transition(
+                conn, old, Action.SUPERSEDE, operator, {"by": card_id}, superseded_by=card_id
+            )
+            if old.chip_id is not None:
+                self.pki.revoke_chip_in(conn, old.chip_id, RevocationEvent.REISSUE)
 
     def report_loss(
         self, card_id: str, *, operator: str, idempotency_key: str | None = None
@@ -534,7 +558,12 @@ class CardService:
                 detail={"reissue_of": card_id, "fee_yen": fee, "identity_check": identity_check},
             )
 
-        payload = {"card_id": card_id, "reason": str(why), "operator": operator}
+        payload = {
+            "card_id": card_id,
+            "reason": str(why),
+            "identity_documents": sorted(set(identity_documents)),
+            "operator": operator,
+        }
         return self._run("reissue", idempotency_key, payload, work, status=201)
 
     def return_card(
@@ -623,7 +652,8 @@ class CardService:
                 conn, row, Action.CANCEL, operator, {"reason": reason}, reason=reason
             )
 
-        return self._run("cancel", idempotency_key, {"card_id": card_id}, work)
+        payload = {"card_id": card_id, "reason": reason}
+        return self._run("cancel", idempotency_key, payload, work)
 
     def update_face(
         self,
@@ -663,13 +693,9 @@ class CardService:
                 if "address" in changed
                 else RevocationEvent.SEX_CHANGE
             )
-            face = CardFace(
-                name=who.name,
-                address=who.address,
-                birth_date=who.birth_date,
-                sex=who.sex,
-                expiry_date=row.expires_on,
-            )
+            if row.face is not None and row.face.get("birth_date") != who.birth_date.isoformat():
+                raise life_error("card_life.birth_date_changed")
+            face = who.face(row.expires_on)
             with change as chip:
                 auth = self._authorisation(who, operator, identity_check)
                 chip.update_face(face, auth)
@@ -739,7 +765,13 @@ class CardService:
                     {"pin_kind": str(which), "identity_check": identity_check},
                 )
 
-        payload = {"card_id": card_id, "kind": str(which), "operator": operator}
+        # The new PIN is not part of the digest (a 4-digit PIN would fall to a brute force).
+        payload = {
+            "card_id": card_id,
+            "kind": str(which),
+            "identity_documents": sorted(set(identity_documents)),
+            "operator": operator,
+        }
         return self._chip_run("unlock_pin", card_id, idempotency_key, payload, work)
 
     def expire_due(self, *, operator: str = "system") -> list[str]:
@@ -749,12 +781,16 @@ class CardService:
         c = m.cards.c
         done: list[str] = []
         with writing(self.engine) as conn:
-            rows = conn.execute(
-                select(m.cards).where(c.state.in_([str(s) for s in HOLDING]), c.expires_on < today)
-            ).all()
-            for row in rows:
-                self._transition(conn, row, Action.EXPIRE, operator, {})
-                done.append(row.card_id)
+            due = conn.execute(
+                select(c.card_id).where(
+                    c.state.in_([str(s) for s in HOLDING]), c.expires_on < today
+                )
+            ).scalars()
+            for card_id in list(due):
+                row = self._lock(conn, card_id)  # a procedure may have ended it meanwhile
+                if CardState(row.state) in HOLDING:
+                    self._transition(conn, row, Action.EXPIRE, operator, {})
+                    done.append(card_id)
         return done
 
     def close_for_deceased(self, *, operator: str = "system") -> list[str]:
@@ -787,8 +823,6 @@ class CardService:
         a process that died between writing a handover's chip file and committing it. Such a
         chip has no certificate (its certificates were in the transaction that never
         committed). Younger files may belong to a handover still in flight."""
-        import time
-
         with self.engine.connect() as conn:
             known = set(conn.execute(select(m.cards.c.chip_id)).scalars())
         cutoff = time.time() - older_than.total_seconds()
@@ -819,17 +853,39 @@ class CardService:
         def run(conn: Connection) -> tuple[int, dict[str, Any]]:
             return status, work(conn).to_json()
 
-        code, body, replayed = self._runner.run(f"jlis:cards:{name}", key, payload, run)
+        try:
+            code, body, replayed = self._runner.run(f"jlis:cards:{name}", key, payload, run)
+        except IntegrityError:
+            if name not in _NEW_CARD_PROCEDURES:
+                raise
+            # Another person's application took the same 申請書ID at the same moment: asked
+            # again, the procedure sees it and answers application_id_taken.
+            code, body, replayed = self._runner.run(f"jlis:cards:{name}", key, payload, run)
         return Outcome(Card.from_json(body), code, replayed)
 
     @staticmethod
     def _lock(conn: Connection, card_id: str) -> Row[Any]:
-        row = conn.execute(
-            select(m.cards).where(m.cards.c.card_id == card_id).with_for_update()
-        ).first()
-        if row is None:
+        """The card's row, locked, after its holder (:meth:`_lock_person`): every procedure
+        takes the person first, then cards, so two procedures never wait on each other."""
+        c = m.cards.c
+        holder = conn.execute(select(c.resident_code).where(c.card_id == card_id)).scalar()
+        if holder is None:
+            raise life_error("card_life.not_found", field="card_id")
+        CardService._lock_person(conn, holder)
+        row = conn.execute(select(m.cards).where(c.card_id == card_id).with_for_update()).first()
+        if row is None:  # pragma: no cover - cards are never deleted
             raise life_error("card_life.not_found", field="card_id")
         return row
+
+    @staticmethod
+    def _lock_person(conn: Connection, resident_code: str) -> None:
+        """Serialise the procedures of one person (PostgreSQL; SQLite writers are serial
+        anyway): one held card and one pending card per person are checked, then written, by
+        one transaction at a time, and a mirror sync changing the person waits for it."""
+        i = m.identities.c
+        conn.execute(
+            select(i.resident_code).where(i.resident_code == resident_code).with_for_update()
+        ).first()
 
     @staticmethod
     def _cards_in(conn: Connection, resident_code: str, states: Iterable[CardState]) -> list[Any]:

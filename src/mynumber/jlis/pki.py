@@ -81,6 +81,7 @@ _KINDS = {name: kind for kind, name in _KIND_NAMES.items()}
 _VALID, _REVOKED, _ON_HOLD = "valid", "revoked", "on_hold"
 _STATE_ID = 1
 
+_HOLDER_SQL = "SELECT resident_code FROM certificates WHERE serial = ?"
 _STATUS_SQL = "SELECT status, revoked_at, revocation_reason FROM certificates WHERE serial = ?"
 
 SubjectKeyInput = CertificatePublicKeyTypes | x509.CertificateSigningRequest | bytes
@@ -531,9 +532,5 @@ class PkiService:
         it. Internal to J-LIS: a relying party learns a serial number, never whose it is."""
         if not 0 < serial < 2**160:
             return None
-        c = m.certificates.c
-        with self.engine.connect() as conn:
-            code: str | None = conn.execute(
-                select(c.resident_code).where(c.serial == serial_hex(serial))
-            ).scalar_one_or_none()
-        return code
+        rows = read_once(self.engine, _HOLDER_SQL, (serial_hex(serial),))
+        return str(rows[0][0]) if rows else None

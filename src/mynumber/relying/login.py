@@ -24,7 +24,18 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, delete, select, update
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.engine import Engine
 
 from mynumber.clock import Clock
@@ -138,6 +149,18 @@ class SqlChallengeStore:
     def __init__(self, engine: Engine, table: Table) -> None:
         self._engine = engine
         self._t = table
+        c = table.c
+        # Built once: whoever's UPDATE changes the row first wins; the statement is the whole
+        # check (known, unused, unexpired) so that two workers cannot both pass it.
+        self._consume = (
+            update(table)
+            .where(
+                c.nonce_digest == bindparam("key"),
+                c.used_at.is_(None),
+                c.expires_at > bindparam("now"),
+            )
+            .values(used_at=bindparam("used"))
+        )
 
     @classmethod
     def create(cls, engine: Engine, name: str = "login_challenges") -> SqlChallengeStore:
@@ -153,11 +176,7 @@ class SqlChallengeStore:
     def consume(self, key: str, now: dt.datetime) -> Consumed:
         t, at = self._t, _utc(now)
         with writing(self._engine) as conn:
-            won = conn.execute(
-                update(t)
-                .where(t.c.nonce_digest == key, t.c.used_at.is_(None), t.c.expires_at > at)
-                .values(used_at=at)
-            ).rowcount
+            won = conn.execute(self._consume, {"key": key, "now": at, "used": at}).rowcount
             if won == 1:
                 return Consumed.OK
             row = conn.execute(select(t.c.used_at).where(t.c.nonce_digest == key)).first()

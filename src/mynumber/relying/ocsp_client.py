@@ -28,12 +28,12 @@ import httpx
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
 from mynumber.jlis.ocsp import CertStatus, OcspStatus, issuer_hashes
 from mynumber.relying.errors import relying_error
+from mynumber.relying.verify import key_signed
 
 __all__ = [
     "CLOCK_SKEW",
@@ -85,18 +85,7 @@ def _signed_by(key: object, response: ocsp.OCSPResponse) -> bool:
     algorithm = response.signature_hash_algorithm
     if algorithm is None:
         return False
-    try:
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(response.signature, response.tbs_response_bytes, ec.ECDSA(algorithm))
-        elif isinstance(key, rsa.RSAPublicKey):
-            key.verify(
-                response.signature, response.tbs_response_bytes, padding.PKCS1v15(), algorithm
-            )
-        else:
-            return False
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+    return key_signed(key, response.signature, response.tbs_response_bytes, algorithm)
 
 
 def _names_responder(response: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
@@ -223,16 +212,18 @@ class OcspClient:
         self._max_age = max_age
         self._trust_env = trust_env
 
-    def _post(self, url: str, body: bytes) -> httpx.Response:
+    def _post(self, url: str, body: bytes) -> tuple[int, bytes | None]:
+        """(HTTP status, body), the body None when it exceeds :data:`MAX_RESPONSE_BYTES`: it
+        is read in chunks and abandoned there, so a hostile responder cannot fill memory."""
         headers = {
             "Content-Type": OCSP_REQUEST_MEDIA,
             "Accept": "application/ocsp-response",
             "Authorization": f"Bearer {self._token}",
         }
         if self._client is not None:
-            return self._client.post(url, content=body, headers=headers, timeout=self._timeout)
+            return _bounded(self._client, url, body, headers, self._timeout)
         with httpx.Client(timeout=self._timeout, trust_env=self._trust_env) as client:
-            return client.post(url, content=body, headers=headers)
+            return _bounded(client, url, body, headers, self._timeout)
 
     def check(
         self, certificate: x509.Certificate, issuer: x509.Certificate, at: dt.datetime
@@ -242,16 +233,32 @@ class OcspClient:
             raise relying_error("ocsp.unavailable", extra={"reason": "no responder URL"})
         nonce = secrets.token_bytes(NONCE_BYTES) if self._use_nonce else None
         try:
-            reply = self._post(url, build_request(certificate, issuer, nonce))
+            status, content = self._post(url, build_request(certificate, issuer, nonce))
         except httpx.HTTPError as exc:
             raise relying_error("ocsp.unavailable", extra={"reason": type(exc).__name__}) from None
-        if reply.status_code in (401, 403):
-            raise relying_error("ocsp.unauthorised", extra={"http_status": reply.status_code})
-        if reply.status_code != 200 or len(reply.content) > MAX_RESPONSE_BYTES:
-            raise relying_error("ocsp.unavailable", extra={"http_status": reply.status_code})
-        return check_response(
-            reply.content, certificate, issuer, at, nonce=nonce, max_age=self._max_age
-        )
+        if status in (401, 403):
+            raise relying_error("ocsp.unauthorised", extra={"http_status": status})
+        if status != 200 or content is None:
+            raise relying_error("ocsp.unavailable", extra={"http_status": status})
+        return check_response(content, certificate, issuer, at, nonce=nonce, max_age=self._max_age)
+
+
+def _bounded(
+    client: httpx.Client,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: httpx.Timeout,
+) -> tuple[int, bytes | None]:
+    with client.stream("POST", url, content=body, headers=headers, timeout=timeout) as reply:
+        if reply.status_code != 200:
+            return reply.status_code, b""
+        content = bytearray()
+        for chunk in reply.iter_bytes():
+            content += chunk
+            if len(content) > MAX_RESPONSE_BYTES:
+                return reply.status_code, None
+        return reply.status_code, bytes(content)
 
 
 class LocalStatusSource:

@@ -50,6 +50,7 @@ __all__ = [
     "SignatureVerification",
     "StatusSource",
     "Trust",
+    "key_signed",
     "verify_authentication",
     "verify_certificate",
     "verify_signature",
@@ -130,18 +131,23 @@ def _refused(error: MynumberError, cert: x509.Certificate | None = None) -> Sign
     return SignatureVerification(error.code, error, cert.serial_number, cert.not_valid_after_utc)
 
 
-def _signature_fits(cert: x509.Certificate, data: bytes, signature: bytes) -> bool:
-    key = cert.public_key()
+def key_signed(key: object, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm) -> bool:
+    """Whether `signature` over `data` verifies with the public `key`: RSASSA-PKCS1-v1_5 for an
+    RSA key, ECDSA for an EC key, with `algorithm`; any other key is refused."""
     try:
         if isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+            key.verify(signature, data, padding.PKCS1v15(), algorithm)
         elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+            key.verify(signature, data, ec.ECDSA(algorithm))
         else:
             return False
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def _signature_fits(cert: x509.Certificate, data: bytes, signature: bytes) -> bool:
+    return key_signed(cert.public_key(), signature, data, hashes.SHA256())
 
 
 def _revocation_error(status: CertStatus) -> MynumberError | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -269,3 +269,58 @@ def test_verify_signature_over_http_ocsp_from_the_command_line(
         platform.pki.revoke_for_event(holder.resident_code, RevocationEvent.HOLDER_REQUEST)
         revoked = runner.invoke(cli_app, [*args, "--token", token])
         assert revoked.exit_code == 1 and "pki.revoked" in revoked.output
+
+
+def test_each_kind_of_verifier_asks_only_about_its_own_kind_of_certificate(
+    platform: Platform, clock: FixedClock, client: TestClient
+) -> None:
+    """署名検証者 learn the status of signature certificates, 利用者証明検証者 of authentication
+    certificates (公的個人認証法 17・36条); the other kind is answered `unauthorized`, which the
+    SDK reports as ocsp.unauthorised."""
+    from cryptography import x509
+    from cryptography.x509 import ocsp
+
+    from mynumber.card import KeyKind
+    from mynumber.errors import MynumberError
+    from mynumber.relying import OcspClient
+
+    holder = make_holder(platform, clock)
+    issuer = platform.pki.ca.issuing_cert
+    sig = holder.chip.certificate(KeyKind.SIGNATURE)
+    auth = holder.chip.certificate(KeyKind.AUTHENTICATION)
+
+    def ask(token: str, cert: x509.Certificate) -> ocsp.OCSPResponse:
+        der = (
+            ocsp.OCSPRequestBuilder()
+            .add_certificate(cert, issuer, hashes.SHA256())
+            .build()
+            .public_bytes(serialization.Encoding.DER)
+        )
+        r = client.post(
+            "/api/jlis/ocsp",
+            content=der,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/ocsp-request",
+            },
+        )
+        assert r.status_code == 200
+        return ocsp.load_der_ocsp_response(r.content)
+
+    _, sig_only = verifier_token(platform, ("signature",), ("jlis:verify",))
+    _, auth_only = verifier_token(platform, ("auth",), ("jlis:verify",))
+    _, both = verifier_token(platform, ("signature", "auth"), ("jlis:verify",))
+    refused = ocsp.OCSPResponseStatus.UNAUTHORIZED
+    assert ask(sig_only, sig).certificate_status is ocsp.OCSPCertStatus.GOOD
+    assert ask(sig_only, auth).response_status is refused
+    assert ask(auth_only, auth).certificate_status is ocsp.OCSPCertStatus.GOOD
+    assert ask(auth_only, sig).response_status is refused
+    for cert in (sig, auth):
+        assert ask(both, cert).certificate_status is ocsp.OCSPCertStatus.GOOD
+    # Over a real socket, the SDK turns the refusal into its own code.
+    with serve(platform) as base:
+        with pytest.raises(MynumberError) as caught:
+            OcspClient(sig_only, url=f"{base}/api/jlis/ocsp").check(auth, issuer, clock.now())
+        assert caught.value.code == "ocsp.unauthorised"
+        good = OcspClient(sig_only, url=f"{base}/api/jlis/ocsp").check(sig, issuer, clock.now())
+        assert good.status.name == "GOOD"

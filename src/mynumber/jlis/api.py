@@ -25,6 +25,7 @@ from mynumber.api.problems import PROBLEM_RESPONSES
 from mynumber.dates import parse_date, parse_sex
 from mynumber.errors import ValidationError
 from mynumber.identity import FiveItems
+from mynumber.jlis.verifiers import Verifier
 from mynumber.jlis.verify_api import require_verifier
 from mynumber.numbers import mask, parse_individual, parse_resident_code
 
@@ -181,6 +182,8 @@ OCSP_REQUEST_MEDIA = "application/ocsp-request"  # RFC 6960 Appendix A
 OCSP_RESPONSE_MEDIA = "application/ocsp-response"
 CHAIN_MEDIA = "application/pem-certificate-chain"  # RFC 8555 §9.1
 OCSP_MAX_REQUEST = 16 * 1024  # a single-certificate request is about 100 bytes
+OcspVerifier = Annotated[Verifier, Depends(require_verifier("jlis:verify"))]
+"""A registered verifier's token with the scope jlis:verify; its kinds bound what it may ask."""
 _BINARY = {"type": "string", "format": "binary"}
 
 
@@ -212,7 +215,6 @@ def ca_chain(p: PlatformDep) -> Response:
     "/ocsp",
     response_class=Response,
     # Registered verifiers only (公的個人認証法 17・36条): the scope and an active registration.
-    dependencies=[Depends(require_verifier("jlis:verify"))],
     responses=_content(
         OCSP_RESPONSE_MEDIA,
         "An OCSP response (RFC 6960), always with HTTP 200: a signed good / revoked / unknown, "
@@ -227,21 +229,20 @@ def ca_chain(p: PlatformDep) -> Response:
     },
     summary="OCSP: the status of one certificate (registered verifiers)",
 )
-async def ocsp(request: Request, p: PlatformDep) -> Response:
+async def ocsp(request: Request, p: PlatformDep, verifier: OcspVerifier) -> Response:
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > OCSP_MAX_REQUEST:
             body = bytearray()  # answered as malformed, like any other non-request
             break
-    answer = await run_in_threadpool(p.pki.ocsp, bytes(body))
+    answer = await run_in_threadpool(p.pki.ocsp, bytes(body), verifier.kinds)
     return Response(answer, media_type=OCSP_RESPONSE_MEDIA, headers={"Cache-Control": "no-store"})
 
 
 @router.get(
     "/ocsp/{encoded:path}",
     response_class=Response,
-    dependencies=[Depends(require_verifier("jlis:verify"))],
     responses=_content(
         OCSP_RESPONSE_MEDIA,
         "The same answer as POST /ocsp, for a request sent as RFC 6960 Appendix A.1 GET: the DER "
@@ -249,11 +250,11 @@ async def ocsp(request: Request, p: PlatformDep) -> Response:
     ),
     summary="OCSP over GET (RFC 6960 A.1; registered verifiers)",
 )
-def ocsp_get(encoded: str, p: PlatformDep) -> Response:
+def ocsp_get(encoded: str, p: PlatformDep, verifier: OcspVerifier) -> Response:
     der = b""  # answered as malformed, like any other non-request
     raw = unquote(encoded)  # the router has decoded the path once; a client may encode twice
     if len(raw) <= 2 * OCSP_MAX_REQUEST:
         with contextlib.suppress(ValueError, binascii.Error):
             der = base64.b64decode(raw, validate=True)
-    answer = p.pki.ocsp(der if len(der) <= OCSP_MAX_REQUEST else b"")
+    answer = p.pki.ocsp(der if len(der) <= OCSP_MAX_REQUEST else b"", verifier.kinds)
     return Response(answer, media_type=OCSP_RESPONSE_MEDIA, headers={"Cache-Control": "no-store"})

@@ -129,6 +129,11 @@ def _unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
     return _der(ocsp.OCSPResponseBuilder.build_unsuccessful(status))
 
 
+class LookupRefused(Exception):
+    """Raised by a lookup when the client may not learn this certificate's status: the answer
+    is the unsigned status ``unauthorized`` (RFC 6960 §2.3)."""
+
+
 def ocsp_response(
     request_der: bytes,
     lookup: Lookup,
@@ -164,6 +169,8 @@ def ocsp_response(
     else:
         try:
             status = lookup(serial)
+        except LookupRefused:  # this client may not ask about this certificate
+            return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
         except Exception:  # the protocol's answer to a failing back end
             return _unsuccessful(ocsp.OCSPResponseStatus.INTERNAL_ERROR)
 

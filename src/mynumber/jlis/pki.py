@@ -60,7 +60,7 @@ from mynumber.jlis.ca import (
     load_csr,
     revokes,
 )
-from mynumber.jlis.ocsp import CertStatus, OcspResponder
+from mynumber.jlis.ocsp import CertStatus, LookupRefused, OcspResponder
 from mynumber.jlis.pki_errors import pki_error
 from mynumber.keystore import Keystore
 
@@ -81,8 +81,12 @@ _KINDS = {name: kind for kind, name in _KIND_NAMES.items()}
 _VALID, _REVOKED, _ON_HOLD = "valid", "revoked", "on_hold"
 _STATE_ID = 1
 
+_VERIFIER_KIND = {"signature": "signature", "authentication": "auth"}
+"""A stored certificate kind → the verifier kind that may ask about it."""
 _HOLDER_SQL = "SELECT resident_code FROM certificates WHERE serial = ?"
-_STATUS_SQL = "SELECT status, revoked_at, revocation_reason FROM certificates WHERE serial = ?"
+_STATUS_SQL = (
+    "SELECT status, revoked_at, revocation_reason, kind FROM certificates WHERE serial = ?"
+)
 
 SubjectKeyInput = CertificatePublicKeyTypes | x509.CertificateSigningRequest | bytes
 
@@ -301,13 +305,18 @@ class PkiService:
     def status(self, serial: int) -> CertStatus:
         """What OCSP says about `serial`: good, revoked (with time and reason; certificateHold
         while on hold) or unknown (never issued here)."""
+        return self._status(serial, None)
+
+    def _status(self, serial: int, kinds: frozenset[str] | None) -> CertStatus:
         if not 0 < serial < 2**160:
             return CertStatus.unknown()
         # The hot path of every OCSP request and login: one prebuilt statement.
         rows = read_once(self.engine, _STATUS_SQL, (serial_hex(serial),))
         if not rows:
             return CertStatus.unknown()
-        status, revoked_at, reason = rows[0]
+        status, revoked_at, reason, kind = rows[0]
+        if kinds is not None and _VERIFIER_KIND[kind] not in kinds:
+            raise LookupRefused(kind)
         if status == _VALID:
             return CertStatus.good()
         if isinstance(revoked_at, str):  # SQLite hands the raw column back as ISO text
@@ -437,9 +446,16 @@ class PkiService:
         start, end = _aware(row.this_update), _aware(row.next_update)
         return start <= now < start + (end - start) / 2
 
-    def ocsp(self, request_der: bytes) -> bytes:
-        """The signed DER OCSP response to `request_der` (malformedRequest for garbage)."""
-        return self._responder.ocsp_response(request_der, self.status)
+    def ocsp(self, request_der: bytes, kinds: frozenset[str] | None = None) -> bytes:
+        """The signed DER OCSP response to `request_der` (malformedRequest for garbage).
+
+        With `kinds` (a registered verifier's: ``signature`` for 署名検証者, ``auth`` for
+        利用者証明検証者), a question about a certificate of another kind is answered with the
+        unsigned status ``unauthorized`` (公的個人認証法 17条・36条: each kind of verifier is
+        told about its own kind of certificate)."""
+        if kinds is None:
+            return self._responder.ocsp_response(request_der, self.status)
+        return self._responder.ocsp_response(request_der, lambda s: self._status(s, kinds))
 
     def ocsp_signer_certificate(self) -> x509.Certificate:
         return self._responder.signer_certificate()

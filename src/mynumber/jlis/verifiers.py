@@ -6,9 +6,9 @@ registration: a name, the kinds of certificate it verifies (``signature``, ``aut
 whether it is active; its bearer token (``mynumber verifier register``) names it. The OCSP
 responder and the four-items route admit a token only while its verifier is registered and
 active (``verifier.not_registered``); the four-items route only for a verifier registered for
-``signature`` (``verifier.kind``). The OCSP responder does not yet restrict the answer to the
-kinds the verifier registered: a user-authentication verifier may ask about a signature
-certificate.
+``signature`` (``verifier.kind``). The OCSP responder answers a verifier only about the kinds
+of certificate it registered for; a question about another kind gets the unsigned OCSP status
+``unauthorized`` (:meth:`~mynumber.jlis.pki.PkiService.ocsp` with the verifier's kinds).
 
 **基本4情報提供** (:meth:`VerifierService.provide_four_items`): a signature verifier that once
 relied on a person's signature certificate receives that person's *latest* four basic items from

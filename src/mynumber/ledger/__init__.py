@@ -1,0 +1,5 @@
+"""The ledger role: an append-only Merkle transparency log of access records (DESIGN I6).
+
+- :mod:`mynumber.ledger.merkle` — RFC 9162 hashing, tree heads, inclusion and consistency
+  proofs and their verification (pure, no I/O).
+"""

@@ -19,6 +19,7 @@ from rich.table import Table
 from .backends import Backend, postgres_backend, postgres_database, postgres_version, sqlite_backend
 from .bench_http import http_results, run_http
 from .bench_import import as_tuples, import_results, run_import
+from .bench_merkle import MerkleRun, merkle_results, run_merkle
 from .bench_pki import PkiRun, login_bench, pki_results, run_pki
 from .bench_query import Tally, query_result, run_bare_lookup, run_queries
 from .common import Result, err, fmt_rate, machine_info, out
@@ -26,7 +27,9 @@ from .data import build_claims, generate_rows
 
 __all__ = ["main"]
 
-PHASES = ("import", "query", "http", "pki")
+PHASES = ("import", "query", "http", "pki", "merkle")
+REGISTER_PHASES = frozenset({"import", "query", "http", "pki"})
+"""The phases that need the synthetic register generated and imported."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         "--only",
         choices=PHASES,
         action="append",
-        help="report only this benchmark (repeatable); the register is imported regardless",
+        help="report only this benchmark (repeatable); the register is imported for any but merkle",
     )
     p.add_argument("--json", metavar="FILE", type=Path, help="also write the results as JSON")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic register (1)")
@@ -76,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=10_000,
         help="OCSP requests and logins to time (10,000)",
+    )
+    p.add_argument(
+        "--merkle-leaves",
+        type=int,
+        default=1_000_000,
+        help="leaves appended to the transparency log's Merkle tree (1,000,000; the target "
+        "run is 10,000,000)",
     )
     return p
 
@@ -149,35 +159,24 @@ def _machine_lines(m: dict[str, Any], args: argparse.Namespace) -> list[str]:
         f"run: {args.rows:,} residents (seed {args.seed}), {args.queries:,} claims, "
         f"HTTP: {args.workers} server workers, {args.concurrency} in flight",
     ]
+    if not set(args.only or PHASES) & REGISTER_PHASES:
+        lines.pop()  # no register generated
+    if "merkle" in set(args.only or PHASES):
+        lines.append(f"Merkle log: {args.merkle_leaves:,} leaves")
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    only = set(args.only or PHASES)
-    clients = ("httpx", "lean") if args.http_client == "both" else (args.http_client,)
-    if args.rows < 1 or args.queries < 1:
-        err.print("[red]--rows and --queries must be positive")
-        return 2
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    if not out.is_terminal:
-        out.width = max(out.width, 180)
-
-    machine = machine_info()
-    if args.postgres:
-        machine["postgresql"] = postgres_version(args.postgres)
-    started = time.time()
-
-    results: list[Result] = []
-    tallies: list[Tally] = []
-    details: dict[str, list[dict[str, Any]]] = {
-        "import": [],
-        "bare_lookup": [],
-        "http": [],
-        "pki": [],
-    }
-    pki_runs: list[PkiRun] = []
-
+def _register_phases(
+    args: argparse.Namespace,
+    only: set[str],
+    clients: tuple[str, ...],
+    results: list[Result],
+    tallies: list[Tally],
+    details: dict[str, list[dict[str, Any]]],
+    pki_runs: list[PkiRun],
+) -> dict[str, Any]:
+    """Generate the register, import it into each backend and run the phases that need it;
+    results, tallies, details and PKI runs are appended to; the claims' summary is returned."""
     rows = generate_rows(args.rows, args.seed)
     tuples = as_tuples(rows) if "import" in only else None
     claims: list[Any] = []
@@ -247,6 +246,47 @@ def main(argv: list[str] | None = None) -> int:
                     backend.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    return claim_summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    only = set(args.only or PHASES)
+    clients = ("httpx", "lean") if args.http_client == "both" else (args.http_client,)
+    if args.rows < 1 or args.queries < 1:
+        err.print("[red]--rows and --queries must be positive")
+        return 2
+    if "merkle" in only and args.merkle_leaves < 2:
+        err.print("[red]--merkle-leaves must be at least 2")
+        return 2
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    if not out.is_terminal:
+        out.width = max(out.width, 180)
+
+    machine = machine_info()
+    if args.postgres:
+        machine["postgresql"] = postgres_version(args.postgres)
+    started = time.time()
+
+    results: list[Result] = []
+    tallies: list[Tally] = []
+    details: dict[str, list[dict[str, Any]]] = {
+        "import": [],
+        "bare_lookup": [],
+        "http": [],
+        "pki": [],
+        "merkle": [],
+    }
+    pki_runs: list[PkiRun] = []
+    merkle_runs: list[MerkleRun] = []
+    claim_summary: dict[str, Any] = {}
+    if only & REGISTER_PHASES:
+        claim_summary = _register_phases(args, only, clients, results, tallies, details, pki_runs)
+    if "merkle" in only:
+        mr = run_merkle(args.merkle_leaves, args.seed)
+        merkle_runs.append(mr)
+        details["merkle"].append(mr.as_json())
+        results += merkle_results(mr)
 
     machine["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out.print()
@@ -274,7 +314,16 @@ def main(argv: list[str] | None = None) -> int:
         out.print(f"{pr.backend}: PKI answers checked: {verdict}", highlight=False)
         for line in pr.wrong[:10]:
             out.print(f"  {line}", highlight=False)
-    failed = any(not t.ok for t in tallies) or any(pr.wrong for pr in pki_runs)
+    for mr in merkle_runs:
+        verdict = "all right" if not mr.wrong else f"{len(mr.wrong)} WRONG"
+        out.print(f"Merkle proofs checked ({2 * mr.proofs:,}): {verdict}", highlight=False)
+        for line in mr.wrong[:10]:
+            out.print(f"  {line}", highlight=False)
+    failed = (
+        any(not t.ok for t in tallies)
+        or any(pr.wrong for pr in pki_runs)
+        or any(mr.wrong for mr in merkle_runs)
+    )
 
     if args.json:
         doc = {
@@ -290,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                 "concurrency": args.concurrency,
                 "http_clients": list(clients),
                 "http_time_limit": args.http_time_limit,
+                "merkle_leaves": args.merkle_leaves,
             },
             "machine": machine,
             "ratio_definition": "figure / baseline, both throughputs (= baseline time / our time)",

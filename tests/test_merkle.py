@@ -64,9 +64,19 @@ CT_INCLUSION = [
     ),
 ]
 CT_CONSISTENCY = [
+    (1, 8, [h for _, _, path in CT_INCLUSION[:1] for h in path]),
+    (
+        6,
+        8,
+        [
+            "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+            "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        ],
+    ),
     (
         2,
-        8,
+        8,  # not one of the published CT cases: worked out from the tree above
         [
             "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
             "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",

@@ -10,9 +10,13 @@ from mynumber.migrations import metadata_for, upgrade
 from mynumber.platform import Platform
 
 
-@pytest.mark.parametrize("role", ["municipality", "jlis"])
+@pytest.mark.parametrize("role", ["municipality", "jlis", "ledger"])
 def test_migrations_match_models(platform: Platform, role: str) -> None:
-    engine = platform.municipality.engine if role == "municipality" else platform.jlis.engine
+    engine = {
+        "municipality": platform.municipality.engine,
+        "jlis": platform.jlis.engine,
+        "ledger": platform.ledger.engine,
+    }[role]
     with engine.connect() as conn:
         ctx = MigrationContext.configure(
             conn, opts={"compare_type": True, "version_table": f"alembic_version_{role}"}
@@ -21,7 +25,7 @@ def test_migrations_match_models(platform: Platform, role: str) -> None:
     assert diff == [], diff
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"version_table": f"alembic_version_{role}"})
-        assert ctx.get_current_revision() == ("0004" if role == "jlis" else "0001")
+        assert ctx.get_current_revision() == {"jlis": "0004"}.get(role, "0001")
 
 
 def test_upgrade_twice_is_a_no_op(platform: Platform) -> None:

@@ -8,7 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ROLES", "Settings", "default_data_dir"]
 
-ROLES = ("municipality", "jlis")
+ROLES = ("municipality", "jlis", "ledger")
 
 
 def default_data_dir() -> Path:
@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     municipality_database_url: str | None = None
     jlis_database_url: str | None = None
+    ledger_database_url: str | None = None
     master_key: str | None = None
     # Where clients reach this deployment: the CRL and OCSP URLs certificates carry start here.
     base_url: str = "http://127.0.0.1:8000"

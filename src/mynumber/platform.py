@@ -20,6 +20,7 @@ from mynumber.jlis.service import JlisService
 from mynumber.jlis.sessions import PlatformLogin
 from mynumber.jlis.verifiers import VerifierService
 from mynumber.keystore import FileKeystore
+from mynumber.ledger.service import LedgerService
 from mynumber.municipality.service import MunicipalityService
 from mynumber.vault import NumberVault
 
@@ -66,6 +67,10 @@ class Platform:
             self.clock,
         )
         self.municipality.on_change(self._after_change)
+        # The transparency log (ledger role, its own database and key).
+        self.ledger = LedgerService(
+            make_engine(s.role_database_url("ledger"), "ledger"), self.keystore, self.clock
+        )
 
     def _after_change(self) -> None:
         if not self.auto_sync:
@@ -97,3 +102,4 @@ class Platform:
     def close(self) -> None:
         self.jlis.engine.dispose()
         self.municipality.engine.dispose()
+        self.ledger.engine.dispose()

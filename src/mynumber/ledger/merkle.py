@@ -95,6 +95,13 @@ class MerkleTree:
             level += 1
         return index
 
+    def truncate(self, size: int) -> None:
+        """Forget every leaf from `size` on (to undo appends whose transaction rolled back)."""
+        if not 0 <= size <= self.size:
+            raise ValueError("cannot truncate to a size the tree does not have")
+        for level, row in enumerate(self._levels):
+            del row[(size >> level) * HASH_SIZE :]
+
     def leaf(self, index: int) -> bytes:
         if not 0 <= index < self.size:
             raise IndexError(index)

@@ -23,6 +23,8 @@ def metadata_for(role: str) -> MetaData:
         from mynumber.municipality.models import metadata
     elif role == "jlis":
         from mynumber.jlis.models import metadata
+    elif role == "ledger":
+        from mynumber.ledger.models import metadata
     else:
         raise ValueError(f"no migrations for role {role}")
     return metadata

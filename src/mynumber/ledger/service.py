@@ -1,0 +1,196 @@
+"""The ledger role's log: records appended for good, a signed tree head for every append.
+
+- **Storage** (the ledger's own database): ``leaves`` (index, leaf hash, time), ``payloads``
+  (the record, erasable while its leaf stays), ``heads`` (every signed tree head).
+- **Appends** run in one write transaction under the log's lock (PostgreSQL: a transaction
+  advisory lock; SQLite: ``BEGIN IMMEDIATE``). Inside it the process's in-memory tree first
+  catches up with leaves other processes appended, then the new leaves, their payloads and the
+  signed head of the new size are written together. If the transaction fails, the in-memory
+  tree is cut back, so it never holds a leaf the database does not. Indices are dense and each is
+  written once (primary key): no leaf is lost or duplicated, whatever the concurrency.
+- **The tree** (:class:`~mynumber.ledger.merkle.MerkleTree`) is rebuilt from the stored leaf
+  hashes when the service starts and checked against the newest signed head.
+- **The key**: Ed25519, its 32-byte seed the ledger's keystore secret ``ledger-sth``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import Connection, Engine, Row
+
+from mynumber.clock import Clock
+from mynumber.db import is_postgres, writing
+from mynumber.keystore import Keystore
+from mynumber.ledger import models as m
+from mynumber.ledger.heads import SignedTreeHead, log_id, sign_head, verify_head
+from mynumber.ledger.merkle import MerkleTree, leaf_hash
+
+__all__ = ["LedgerService"]
+
+_LOCK_KEY = 0x6C65646765720001  # "ledger" ‖ 1: the PostgreSQL advisory lock of appends
+_READ_CHUNK = 100_000
+
+
+class LedgerIntegrityError(RuntimeError):
+    """The stored leaves do not give the root the log signed: the store was altered."""
+
+
+class LedgerService:
+    def __init__(self, engine: Engine, keystore: Keystore, clock: Clock) -> None:
+        self.engine = engine
+        self._key = Ed25519PrivateKey.from_private_bytes(keystore.secret("ledger-sth"))
+        self._log_id = log_id(self._key.public_key())
+        self._clock = clock
+        self._tree = MerkleTree()
+        self._lock = threading.Lock()
+        with self.engine.connect() as conn:
+            self._catch_up(conn)
+            head = self._newest_head(conn)
+        if head is not None and (
+            head.tree_size > self._tree.size
+            or self._tree.root(head.tree_size) != head.root_hash
+            or not verify_head(head, self.public_key)
+        ):
+            raise LedgerIntegrityError("the stored leaves do not match the newest signed head")
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self._key.public_key()
+
+    # -- appends ---------------------------------------------------------------------------
+
+    def append(self, records: Sequence[bytes]) -> tuple[list[int], SignedTreeHead]:
+        """Append `records` (their bytes are the leaves' data); their indices and the signed
+        head of the tree that holds them."""
+        if not records:
+            raise ValueError("nothing to append")
+        # UTC throughout: SQLite keeps the wall time only, so every stored time is UTC.
+        now = self._clock.now().astimezone(dt.UTC)
+        with self._lock, writing(self.engine) as conn:
+            if is_postgres(self.engine):
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+            self._catch_up(conn)
+            start = self._tree.size
+            try:
+                hashes = [leaf_hash(r) for r in records]
+                for h in hashes:
+                    self._tree.append_hash(h)
+                size = self._tree.size
+                head = sign_head(self._key, size, self._tree.root(), int(now.timestamp() * 1000))
+                # Through SQLAlchemy, not the raw driver: stored times must have the one text
+                # form SQLite compares them in.
+                conn.execute(
+                    m.leaves.insert(),
+                    [
+                        {"idx": start + i, "leaf_hash": h, "appended_at": now}
+                        for i, h in enumerate(hashes)
+                    ],
+                )
+                conn.execute(
+                    m.payloads.insert(),
+                    [
+                        {"idx": start + i, "body": r, "erased_at": None}
+                        for i, r in enumerate(records)
+                    ],
+                )
+                conn.execute(
+                    m.heads.insert().values(
+                        tree_size=size,
+                        timestamp_ms=head.timestamp_ms,
+                        root_hash=head.root_hash,
+                        signature=head.signature,
+                    )
+                )
+            except BaseException:
+                self._tree.truncate(start)
+                raise
+        return list(range(start, start + len(records))), head
+
+    def _catch_up(self, conn: Connection) -> None:
+        """Append to the in-memory tree the leaves other processes stored since."""
+        c = m.leaves.c
+        while True:
+            rows = conn.execute(
+                select(c.idx, c.leaf_hash)
+                .where(c.idx >= self._tree.size)
+                .order_by(c.idx)
+                .limit(_READ_CHUNK)
+            ).all()
+            for idx, h in rows:
+                if idx != self._tree.size:
+                    raise LedgerIntegrityError(f"leaf {self._tree.size} is missing")
+                self._tree.append_hash(bytes(h))
+            if len(rows) < _READ_CHUNK:
+                return
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _newest_head(self, conn: Connection) -> SignedTreeHead | None:
+        h = m.heads.c
+        row = conn.execute(select(m.heads).order_by(h.tree_size.desc()).limit(1)).first()
+        return None if row is None else self._head_of(row)
+
+    def _head_of(self, row: Row[Any]) -> SignedTreeHead:
+        return SignedTreeHead(
+            self._log_id,
+            int(row.timestamp_ms),
+            int(row.tree_size),
+            bytes(row.root_hash),
+            bytes(row.signature),
+        )
+
+    def head(self, tree_size: int | None = None) -> SignedTreeHead | None:
+        """The newest signed head, or the one of `tree_size`."""
+        with self.engine.connect() as conn:
+            if tree_size is None:
+                return self._newest_head(conn)
+            row = conn.execute(select(m.heads).where(m.heads.c.tree_size == tree_size)).first()
+        return None if row is None else self._head_of(row)
+
+    def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
+        with self._lock:
+            self._sync()
+            return self._tree.inclusion_proof(index, tree_size)
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        with self._lock:
+            self._sync()
+            return self._tree.consistency_proof(first, second)
+
+    def leaf_hash(self, index: int) -> bytes:
+        with self._lock:
+            self._sync()
+            return self._tree.leaf(index)
+
+    def payload(self, index: int) -> bytes | None:
+        """The record at `index`, or None once erased."""
+        p = m.payloads.c
+        with self.engine.connect() as conn:
+            body = conn.execute(select(p.body).where(p.idx == index)).scalar_one_or_none()
+        return None if body is None else bytes(body)
+
+    def erase_before(self, cutoff: dt.datetime) -> int:
+        """Erase the payloads of records appended before `cutoff` (retention: 7 years); their
+        leaves stay, so every proof still verifies. Returns how many were erased."""
+        lv, p = m.leaves.c, m.payloads.c
+        with writing(self.engine) as conn:
+            old = select(lv.idx).where(lv.appended_at < cutoff.astimezone(dt.UTC)).scalar_subquery()
+            return conn.execute(
+                m.payloads.update()
+                .where(p.idx.in_(old), p.body.is_not(None))
+                .values(body=None, erased_at=self._clock.now().astimezone(dt.UTC))
+            ).rowcount
+
+    def size(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(m.leaves)).scalar_one())
+
+    def _sync(self) -> None:
+        with self.engine.connect() as conn:
+            self._catch_up(conn)

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import update
+from typer.testing import CliRunner
 
+from mynumber.cli import app
 from mynumber.clock import FixedClock
 from mynumber.db import make_engine, writing
 from mynumber.ledger import models as m
+from mynumber.ledger.bundle import check_bundle
 from mynumber.ledger.heads import verify_extends, verify_head
 from mynumber.ledger.merkle import MerkleTree, leaf_hash, verify_inclusion
 from mynumber.ledger.service import LedgerIntegrityError, LedgerService
@@ -121,3 +126,30 @@ def test_concurrent_appends_from_two_services_lose_and_duplicate_nothing(
         proof = log.inclusion_proof(13, 80)
         assert verify_inclusion(rebuilt.leaf(13), 13, 80, proof, head.root_hash)
     services[1].engine.dispose()
+
+
+def test_the_log_hands_out_bundles_that_verify_offline(
+    platform: Platform, clock: FixedClock, tmp_path: Path
+) -> None:
+    """From the service to `mynumber verify-proof`: the record, its path, the signed head and
+    the consistency with an earlier head — and still after the payload is erased."""
+    log = platform.ledger
+    log.append(records(0, 6))
+    clock.advance(dt.timedelta(days=7 * 366))
+    log.append(records(6, 9))
+    bundle = log.proof_bundle(4, earlier_size=6)
+    assert bytes.fromhex(bundle["leaf_data"]) == records(4, 1)[0]
+    assert check_bundle(json.dumps(bundle)).ok
+    log.erase_before(clock.now() - dt.timedelta(days=365))
+    erased = log.proof_bundle(4, earlier_size=6)
+    assert "leaf_data" not in erased and erased["leaf_hash"] == leaf_hash(records(4, 1)[0]).hex()
+    f = tmp_path / "proof.json"
+    f.write_text(json.dumps(erased))
+    result = CliRunner().invoke(app, ["verify-proof", str(f)])
+    assert result.exit_code == 0, result.output
+    erased["leaf_index"] = 5  # the proof names one record only
+    assert check_bundle(json.dumps(erased)).findings == ["inclusion.failed"]
+    with pytest.raises(ValueError):
+        log.proof_bundle(15)
+    with pytest.raises(ValueError):
+        log.proof_bundle(0, earlier_size=5)  # no head of that size was signed

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection, Engine, Row
@@ -167,6 +168,37 @@ class LedgerService:
         with self._lock:
             self._sync()
             return self._tree.leaf(index)
+
+    def proof_bundle(self, index: int, earlier_size: int | None = None) -> dict[str, Any]:
+        """What `mynumber verify-proof` checks offline (:mod:`mynumber.ledger.bundle`): the
+        record at `index` (its data, or only its leaf hash once erased), its inclusion path in
+        the newest signed tree, and, with `earlier_size`, that head's consistency with the
+        signed head of that earlier size."""
+        head = self.head()
+        if head is None or not 0 <= index < head.tree_size:
+            raise ValueError("no signed tree holds that record")
+        data = self.payload(index)
+        doc: dict[str, Any] = {
+            "log_public_key": self.public_key.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ).decode(),
+            "tree_head": head.to_json(),
+            "leaf_index": index,
+            "inclusion_path": [h.hex() for h in self.inclusion_proof(index, head.tree_size)],
+        }
+        if data is None:
+            doc["leaf_hash"] = self.leaf_hash(index).hex()
+        else:
+            doc["leaf_data"] = data.hex()
+        if earlier_size is not None:
+            earlier = self.head(earlier_size)
+            if earlier is None:
+                raise ValueError("the log signed no head of that size")
+            doc["earlier_head"] = earlier.to_json()
+            doc["consistency_path"] = [
+                h.hex() for h in self.consistency_proof(earlier_size, head.tree_size)
+            ]
+        return doc
 
     def payload(self, index: int) -> bytes | None:
         """The record at `index`, or None once erased."""

@@ -35,7 +35,6 @@ import hashlib
 import itertools
 import os
 import random
-import re
 import secrets
 import signal
 import threading
@@ -55,16 +54,16 @@ from sqlalchemy import create_engine, update
 
 from mynumber.card.chip import Chip
 from mynumber.card.kinds import KeyKind
-from mynumber.card.pins import guessable_reason
 from mynumber.card.store import ChipStore
 from mynumber.clock import SystemClock
 from mynumber.jlis import models as jlis_models
 from mynumber.jlis.ca import four_items_of
+from mynumber.jlis.card_seed import random_auth_pin, random_signature_pin
 from mynumber.jlis.ocsp import CertStatus, OcspStatus
 from mynumber.keystore import FileKeystore
 from mynumber.relying import OcspClient, Trust
 from mynumber.relying.ocsp_client import build_request
-from test_server import REQUEST_TIMEOUT, M, Server, _wait_for, server
+from test_server import REQUEST_TIMEOUT, M, Server, _wait_for, assert_clean_log, server
 
 __all__ = ["server"]  # the fixture, imported from test_server (not copied)
 
@@ -206,33 +205,9 @@ def active_card(srv: Server, rc: str) -> dict[str, Any]:
     return held[0]
 
 
-def assert_clean_log(srv: Server, secrets_used: list[str]) -> None:
-    log = srv.output()
-    assert "Traceback" not in log, log[-4000:]
-    assert "unexpected" not in log, log[-4000:]
-    for pin in secrets_used:
-        # A 4-digit PIN only counts as a whole number (not inside a port or a longer number).
-        pattern = rf"(?<![0-9]){re.escape(pin)}(?![0-9])" if pin.isdigit() else re.escape(pin)
-        assert re.search(pattern, log) is None, "a PIN reached the server log"
-
-
-def auth_pin(birth: dt.date) -> str:
-    while True:
-        pin = f"{secrets.randbelow(10_000):04d}"
-        if guessable_reason(KeyKind.AUTHENTICATION, pin, birth) is None:
-            return pin
-
-
-def signature_pin(birth: dt.date) -> str:
-    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-    while True:
-        pin = "".join(secrets.choice(alphabet) for _ in range(10))
-        if (
-            any(c.isalpha() for c in pin)
-            and any(c.isdigit() for c in pin)
-            and guessable_reason(KeyKind.SIGNATURE, pin, birth) is None
-        ):
-            return pin
+def pins_of(*holders: Any) -> list[str]:
+    """Every PIN the holders used: what the server log must never contain."""
+    return [pin for h in holders for pin in (h.auth_pin, h.signature_pin)]
 
 
 def newcomer(kana: str, i: int) -> dict[str, str]:
@@ -399,7 +374,7 @@ def revocation_in_the_first_ocsp_answer(server: Server) -> None:
             f"{min(ts) * 1000:.1f}–{max(ts) * 1000:.1f} ms "
             f"(median {sorted(ts)[len(ts) // 2] * 1000:.1f}) over {len(ts)} first answers"
         )
-    assert_clean_log(server, [a.auth_pin, a.signature_pin, b.auth_pin, b.signature_pin])
+    assert_clean_log(server, pins_of(a, b))
 
 
 # -- 2. concurrent card logins --------------------------------------------------------------------
@@ -557,7 +532,7 @@ def concurrent_logins_and_replays(server: Server) -> None:
             json={"nonce": nonce, "certificate": b64(der(sig_cert)), "signature": b64(signed)},
         )
         assert 400 <= r.status_code < 500 and r.json()["code"] == "pki.wrong_key_usage", r.text
-    assert_clean_log(server, [p for h in holders for p in (h.auth_pin, h.signature_pin)])
+    assert_clean_log(server, pins_of(*holders))
 
 
 # -- 3. concurrent lifecycle on one card ----------------------------------------------------------
@@ -674,7 +649,7 @@ def concurrent_lifecycle_on_one_card(server: Server) -> None:
     mixed = ["suspend", "lift", "reissue", "return"] * 5
     rng.shuffle(mixed)
     race_lifecycle(server, a, mixed)
-    assert_clean_log(server, [p for h in (a, b) for p in (h.auth_pin, h.signature_pin)])
+    assert_clean_log(server, pins_of(a, b))
 
 
 # -- 4. a worker killed mid-burst of handovers ----------------------------------------------------
@@ -779,8 +754,8 @@ def a_worker_killed_mid_handovers(server: Server) -> None:
     for rc, p in zip(codes, people, strict=True):
         birth = dt.date.fromisoformat(p["birth_date"])
         keys = {s: f"{s}-{uuid.uuid4()}" for s in ("apply", "produce", "handover")}
-        jobs.append(Job(rc, birth, auth_pin(birth), signature_pin(birth), keys))
-    pins = [p for j in jobs for p in (j.auth_pin, j.signature_pin)]
+        jobs.append(Job(rc, birth, random_auth_pin(birth), random_signature_pin(birth), keys))
+    pins = pins_of(*jobs)
     seeded_chips = {h.chip_id for h in seeded(server)}
 
     victim = server.workers()[0]
@@ -845,7 +820,7 @@ def a_worker_killed_mid_handovers(server: Server) -> None:
         person = newcomer(kana, HANDOVERS)
         rc = move_in(server, person)
         birth = dt.date.fromisoformat(person["birth_date"])
-        race = [auth_pin(birth), signature_pin(birth)]
+        race = [random_auth_pin(birth), random_signature_pin(birth)]
         pins += race
         applied = race_posts(server, [(CARDS, {"resident_code": rc, "channel": "counter"})] * 6)
         assert sorted(st for st, _ in applied) == [201] + [409] * 5, applied
@@ -908,7 +883,7 @@ def hostile_input_on_the_new_routes(server: Server) -> None:
     trust = trust_of(server)
     rc = move_in(server, newcomer("テキイ", 3))
     birth = dt.date.fromisoformat(newcomer("テキイ", 3)["birth_date"])
-    good_auth, good_sig = auth_pin(birth), signature_pin(birth)
+    good_auth, good_sig = random_auth_pin(birth), random_signature_pin(birth)
     bad_pins = {  # wrong format, guessable, too long, not a string
         "12345": "ZQ7K3M9P",
         "8317": "abcdef1234",
@@ -1114,7 +1089,7 @@ def face_update_racing_a_move(server: Server) -> None:
                 if is_good(o.check(cert)) and items.address != registered:
                     stale.append((n, items.address, registered))
     assert not stale, f"a good signature certificate with an address the register has left: {stale}"
-    assert_clean_log(server, [a.auth_pin, a.signature_pin])
+    assert_clean_log(server, pins_of(a))
 
 
 # -- the tests: one server start (~15 s) serves two sections --------------------------------------

@@ -34,7 +34,7 @@ from mynumber.errors import MynumberError
 from mynumber.jlis import models as m
 from mynumber.jlis.card_lifecycle import HOLDING, CardState
 
-__all__ = ["DEMO_PINS", "SeedReport", "seed_cards"]
+__all__ = ["DEMO_PINS", "SeedReport", "random_auth_pin", "random_signature_pin", "seed_cards"]
 
 DEMO_PINS = "DEMO-PINS.csv"
 OPERATOR = "seed"
@@ -50,14 +50,16 @@ class SeedReport:
     failed: dict[str, int]
 
 
-def _auth_pin(birth: dt.date) -> str:
+def random_auth_pin(birth: dt.date) -> str:
+    """A random 4-digit user-authentication PIN the chip accepts for a holder born `birth`."""
     while True:
         pin = f"{secrets.randbelow(10_000):04d}"
         if guessable_reason(KeyKind.AUTHENTICATION, pin, birth) is None:
             return pin
 
 
-def _signature_pin(birth: dt.date) -> str:
+def random_signature_pin(birth: dt.date) -> str:
+    """A random signature PIN (8 of A–Z2–9, both kinds) the chip accepts for `birth`."""
     while True:
         pin = "".join(secrets.choice(_ALNUM) for _ in range(8))
         has_both = any(c.isalpha() for c in pin) and any(c.isdigit() for c in pin)
@@ -157,7 +159,8 @@ def seed_cards(
         directory = s.data_dir / "cards"
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         pins = {
-            card_id: (_auth_pin(births[rc]), _signature_pin(births[rc])) for card_id, rc in todo
+            card_id: (random_auth_pin(births[rc]), random_signature_pin(births[rc]))
+            for card_id, rc in todo
         }
         resident = dict(todo)
         with (

@@ -22,7 +22,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection, Engine, Row
 
 from mynumber.clock import Clock
@@ -218,10 +218,6 @@ class LedgerService:
                 .where(p.idx.in_(old), p.body.is_not(None))
                 .values(body=None, erased_at=self._clock.now().astimezone(dt.UTC))
             ).rowcount
-
-    def size(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(m.leaves)).scalar_one())
 
     def _sync(self) -> None:
         with self.engine.connect() as conn:

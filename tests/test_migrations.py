@@ -10,12 +10,14 @@ from mynumber.migrations import metadata_for, upgrade
 from mynumber.platform import Platform
 
 
-@pytest.mark.parametrize("role", ["municipality", "jlis", "ledger"])
+@pytest.mark.parametrize("role", ["municipality", "jlis", "ledger", "network", "agency"])
 def test_migrations_match_models(platform: Platform, role: str) -> None:
     engine = {
         "municipality": platform.municipality.engine,
         "jlis": platform.jlis.engine,
         "ledger": platform.ledger.engine,
+        "network": platform.network.engine,
+        "agency": platform.agencies.engine,
     }[role]
     with engine.connect() as conn:
         ctx = MigrationContext.configure(
@@ -25,7 +27,7 @@ def test_migrations_match_models(platform: Platform, role: str) -> None:
     assert diff == [], diff
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"version_table": f"alembic_version_{role}"})
-        assert ctx.get_current_revision() == {"jlis": "0004"}.get(role, "0001")
+        assert ctx.get_current_revision() == {"jlis": "0004", "ledger": "0002"}.get(role, "0001")
 
 
 def test_upgrade_twice_is_a_no_op(platform: Platform) -> None:

@@ -413,6 +413,12 @@ def serve(
             help="With --seed-residents: give this many adults a card (PINs: cards/DEMO-PINS.csv).",
         ),
     ] = 100,
+    seed_agencies: Annotated[
+        bool,
+        typer.Option(
+            help="With --seed-residents: register five demo agencies and run exchanges between them."
+        ),
+    ] = True,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -439,6 +445,11 @@ def serve(
             from mynumber.cli_card import seed_demo_cards
 
             seed_demo_cards(p, seed_cards)
+        if seed_residents and seed_agencies:
+            from mynumber.agency.seed import seed_agencies as seed_demo_agencies
+
+            err.print("seeding the demo agencies and their exchanges over the network …")
+            seed_demo_agencies(p, progress=lambda msg: err.print(f"  {msg}"))
         token_file = s.data_dir / "demo-token"
         # The demo token is also a registered verifier's, so OCSP and 基本4情報提供 answer it.
         demo_verifier = (

@@ -35,6 +35,10 @@ _MESSAGES = {
         "The new head does not extend the earlier one: the log's history was changed.",
         "新しいツリーヘッドは以前のものを延長していません。ログの履歴が書き換えられています。",
     ),
+    "subject.mismatch": (
+        "The record is not about the person whose subject key the bundle carries.",
+        "記録は、証明に含まれる本人鍵の本人に関するものではありません。",
+    ),
     "head.fork": (
         "Two heads of the same size with different roots: the log showed two histories.",
         "同じサイズで根が異なる2つのツリーヘッド：ログが2つの履歴を示しています。",
@@ -50,11 +54,18 @@ def verify_proof(
     if bundle.stat().st_size > 1_000_000:
         report_findings = ["bundle.malformed"]
         size = index = None
+        record = None
     else:
         report = check_bundle(bundle.read_bytes())
         report_findings, size, index = report.findings, report.tree_size, report.leaf_index
+        record = report.record
     if not report_findings:
         out.print(f"verified / 検証済み: record {index} of {size} (signed tree head)")
+        if record is not None:
+            fields = ("at", "requester", "task", "provider", "item", "basis", "outcome", "reason")
+            for f in fields:
+                if record.get(f) is not None:
+                    out.print(f"  {f}: {record[f]}", highlight=False, markup=False)
         return
     for code in report_findings:
         en, ja = _MESSAGES[code]

@@ -8,7 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ROLES", "Settings", "default_data_dir"]
 
-ROLES = ("municipality", "jlis", "ledger")
+ROLES = ("municipality", "jlis", "ledger", "network", "agency")
 
 
 def default_data_dir() -> Path:
@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     municipality_database_url: str | None = None
     jlis_database_url: str | None = None
     ledger_database_url: str | None = None
+    network_database_url: str | None = None
+    agency_database_url: str | None = None
     master_key: str | None = None
     # Where clients reach this deployment: the CRL and OCSP URLs certificates carry start here.
     base_url: str = "http://127.0.0.1:8000"

@@ -6,9 +6,11 @@ In one process the roles call each other's services directly; each still owns it
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mynumber.agency.service import AgencyService
 from mynumber.card import ChipStore
 from mynumber.clock import Clock, SystemClock
 from mynumber.config import Settings
@@ -22,6 +24,7 @@ from mynumber.jlis.verifiers import VerifierService
 from mynumber.keystore import FileKeystore
 from mynumber.ledger.service import LedgerService
 from mynumber.municipality.service import MunicipalityService
+from mynumber.network.service import NetworkService
 from mynumber.vault import NumberVault
 
 __all__ = ["Platform"]
@@ -71,6 +74,19 @@ class Platform:
         self.ledger = LedgerService(
             make_engine(s.role_database_url("ledger"), "ledger"), self.keystore, self.clock
         )
+        # The information-provision network (codes, legal basis, brokered exchanges) and the
+        # agencies with their intermediate servers, each role in its own database.
+        self.network = NetworkService(
+            make_engine(s.role_database_url("network"), "network"),
+            self.keystore,
+            self.ledger,
+            self.clock,
+        )
+        self.agencies = AgencyService(
+            make_engine(s.role_database_url("agency"), "agency"), self.keystore, self.clock
+        )
+        self.network.connect_holder("*", self.agencies)
+        self.network.reconcile()
 
     def _after_change(self) -> None:
         if not self.auto_sync:
@@ -99,7 +115,23 @@ class Platform:
         self.municipality.notify()
         return result
 
+    def acquire_codes(
+        self, agency_id: str, numbers: Mapping[str, str], method: str = "number"
+    ) -> tuple[dict[str, str], list[str]]:
+        """符号取得: an agency obtains its codes for the people of its records (internal id →
+        individual number). J-LIS resolves the numbers to resident record codes and hands only
+        those to the network, which issues the codes; the agency keeps them. Returns the codes
+        (internal id → code) and the internal ids whose number is not active."""
+        owners = self.jlis.active_owners(list(numbers.values()))
+        wanted = {iid: owners[num] for iid, num in numbers.items() if num in owners}
+        issued = self.network.issue_codes(agency_id, list(dict.fromkeys(wanted.values())))
+        codes = {iid: issued[rc] for iid, rc in wanted.items()}
+        self.agencies.store_codes(agency_id, codes, method)
+        return codes, [iid for iid in numbers if iid not in wanted]
+
     def close(self) -> None:
         self.jlis.engine.dispose()
         self.municipality.engine.dispose()
         self.ledger.engine.dispose()
+        self.network.engine.dispose()
+        self.agencies.engine.dispose()

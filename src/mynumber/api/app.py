@@ -20,7 +20,9 @@ from mynumber.jlis.api import router as jlis_router
 from mynumber.jlis.cards_api import router as cards_router
 from mynumber.jlis.verify_api import login_router
 from mynumber.jlis.verify_api import router as verify_router
+from mynumber.ledger.api import router as ledger_router
 from mynumber.municipality.api import router as municipality_router
+from mynumber.network.api import router as network_router
 from mynumber.platform import Platform
 
 __all__ = ["SYNC_INTERVAL", "create_app"]
@@ -80,6 +82,8 @@ def create_app(platform: Platform, *, sync_interval: float | None = SYNC_INTERVA
     app.include_router(cards_router)
     app.include_router(verify_router)
     app.include_router(login_router)
+    app.include_router(network_router)
+    app.include_router(ledger_router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def landing(request: Request, lang: str | None = None) -> Any:

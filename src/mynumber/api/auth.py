@@ -19,6 +19,8 @@ SCOPES = {
     "jlis:verify": "ask the JPKI OCSP responder for certificate status (registered verifiers)",
     "card:counter": "card management at a municipal counter: applications, handover, lifting, reissue, renewal, face updates, PIN resets",
     "card:suspend": "the 24-hour loss line: suspend a card and hold its certificates",
+    "network:admin": "register agencies and their request-signing keys with the network",
+    "network:audit": "the auditor's view: anomaly report and the log's records",
     "jlis:four-items": "receive the latest four basic items with the holder's consent (registered signature verifiers)",
 }
 

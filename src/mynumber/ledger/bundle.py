@@ -7,12 +7,15 @@ A bundle is JSON::
      "tree_head": {SignedTreeHead.to_json()},
      "leaf_index": 17, "leaf_data": "<hex of the leaf's bytes>"   (or "leaf_hash": "<hex>"),
      "inclusion_path": ["<hex>", …],
-     "earlier_head": {…}, "consistency_path": [...]}        (optional: an earlier head kept)
+     "earlier_head": {…}, "consistency_path": [...],        (optional: an earlier head kept)
+     "subject_key": "<hex of the person's subject key>"}      (optional: whose record it is)
 
 :func:`check_bundle` answers with a list of findings, each a stable code, so a verifier can say
 exactly what failed: ``bundle.malformed``, ``bundle.wrong_key`` (not an Ed25519 key),
 ``head.bad_signature``, ``inclusion.failed``, ``consistency.failed``, ``head.fork`` (the
-earlier head has the same size and another root). An empty list means everything verified.
+earlier head has the same size and another root), ``subject.mismatch`` (with ``subject_key``:
+the record's subject commitment is not this person's, see :mod:`mynumber.network.codes`). An
+empty list means everything verified.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from mynumber.ledger.heads import SignedTreeHead, is_fork, verify_extends, verify_head
 from mynumber.ledger.merkle import HASH_SIZE, leaf_hash, verify_inclusion
+from mynumber.network.codes import subject_commitment
 
 __all__ = ["BundleReport", "check_bundle"]
 
@@ -37,6 +41,8 @@ class BundleReport:
     findings: list[str] = field(default_factory=list)
     tree_size: int | None = None
     leaf_index: int | None = None
+    record: dict[str, Any] | None = None
+    """The record's JSON, when the bundle carries the record and it is JSON."""
 
     @property
     def ok(self) -> bool:
@@ -64,12 +70,18 @@ def check_bundle(text: str | bytes) -> BundleReport:
         index = doc["leaf_index"]
         if not isinstance(index, int) or isinstance(index, bool):
             raise ValueError("leaf_index is an integer")
-        if "leaf_data" in doc:
-            leaf = leaf_hash(bytes.fromhex(str(doc["leaf_data"])))
+        data = bytes.fromhex(str(doc["leaf_data"])) if "leaf_data" in doc else None
+        if data is not None:
+            leaf = leaf_hash(data)
         else:
             leaf = bytes.fromhex(str(doc["leaf_hash"]))
             if len(leaf) != HASH_SIZE:
                 raise ValueError("leaf_hash is 32 bytes of hex")
+        subject_key = None
+        if "subject_key" in doc:
+            subject_key = bytes.fromhex(str(doc["subject_key"]))
+            if len(subject_key) != HASH_SIZE:
+                raise ValueError("subject_key is 32 bytes of hex")
         path = _hashes(doc["inclusion_path"])
         earlier, consistency = None, []
         if "earlier_head" in doc:
@@ -79,6 +91,7 @@ def check_bundle(text: str | bytes) -> BundleReport:
         report.findings.append("bundle.malformed")
         return report
     report.tree_size, report.leaf_index = head.tree_size, index
+    report.record = _record(data)
     if not isinstance(key, Ed25519PublicKey):
         report.findings.append("bundle.wrong_key")
         return report
@@ -93,4 +106,18 @@ def check_bundle(text: str | bytes) -> BundleReport:
             earlier, head, consistency, key
         ):
             report.findings.append("consistency.failed")
+    if subject_key is not None and report.record is not None:
+        rid, subject = report.record.get("request_id"), report.record.get("subject")
+        if not isinstance(rid, str) or subject != subject_commitment(subject_key, rid).hex():
+            report.findings.append("subject.mismatch")
     return report
+
+
+def _record(data: bytes | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return doc if isinstance(doc, dict) else None

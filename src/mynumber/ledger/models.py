@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, MetaData, Table
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, MetaData, Table
 
 metadata = MetaData()
 
@@ -13,6 +13,9 @@ leaves = Table(
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
     Column("leaf_hash", LargeBinary(32), nullable=False),
     Column("appended_at", DateTime(timezone=True), nullable=False),
+    # Finding a record's leaf by its hash: a writer that crashed between its own commit and the
+    # log's learns whether its record made it in.
+    Index("ix_leaves_leaf_hash", "leaf_hash"),
 )
 
 # The record itself, beside its leaf: erased (body NULL) after the retention period while the

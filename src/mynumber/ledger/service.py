@@ -22,7 +22,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection, Engine, Row
 
 from mynumber.clock import Clock
@@ -169,6 +169,15 @@ class LedgerService:
             self._sync()
             return self._tree.leaf(index)
 
+    def index_of(self, hash_: bytes) -> int | None:
+        """The index of the first leaf with hash `hash_`, if the log holds one."""
+        lv = m.leaves.c
+        with self.engine.connect() as conn:
+            idx = conn.execute(
+                select(func.min(lv.idx)).where(lv.leaf_hash == hash_)
+            ).scalar_one_or_none()
+        return None if idx is None else int(idx)
+
     def proof_bundle(self, index: int, earlier_size: int | None = None) -> dict[str, Any]:
         """What `mynumber verify-proof` checks offline (:mod:`mynumber.ledger.bundle`): the
         record at `index` (its data, or only its leaf hash once erased), its inclusion path in
@@ -177,19 +186,7 @@ class LedgerService:
         head = self.head()
         if head is None or not 0 <= index < head.tree_size:
             raise ValueError("no signed tree holds that record")
-        data = self.payload(index)
-        doc: dict[str, Any] = {
-            "log_public_key": self.public_key.public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            ).decode(),
-            "tree_head": head.to_json(),
-            "leaf_index": index,
-            "inclusion_path": [h.hex() for h in self.inclusion_proof(index, head.tree_size)],
-        }
-        if data is None:
-            doc["leaf_hash"] = self.leaf_hash(index).hex()
-        else:
-            doc["leaf_data"] = data.hex()
+        doc = self._bundles([index], head)[0]
         if earlier_size is not None:
             earlier = self.head(earlier_size)
             if earlier is None:
@@ -199,6 +196,96 @@ class LedgerService:
                 h.hex() for h in self.consistency_proof(earlier_size, head.tree_size)
             ]
         return doc
+
+    def proof_bundles(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """One bundle per index, all against the same (newest) signed head."""
+        head = self.head()
+        if not indices:
+            return []
+        if head is None or not all(0 <= i < head.tree_size for i in indices):
+            raise ValueError("no signed tree holds that record")
+        return self._bundles(indices, head)
+
+    def _bundles(self, indices: Sequence[int], head: SignedTreeHead) -> list[dict[str, Any]]:
+        p = m.payloads.c
+        with self.engine.connect() as conn:
+            bodies = dict(conn.execute(select(p.idx, p.body).where(p.idx.in_(list(indices)))).all())
+        key = self.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+        with self._lock:
+            self._sync()
+            out = []
+            for index in indices:
+                doc: dict[str, Any] = {
+                    "log_public_key": key,
+                    "tree_head": head.to_json(),
+                    "leaf_index": index,
+                    "inclusion_path": [
+                        h.hex() for h in self._tree.inclusion_proof(index, head.tree_size)
+                    ],
+                }
+                body = bodies.get(index)
+                if body is None:
+                    doc["leaf_hash"] = self._tree.leaf(index).hex()
+                else:
+                    doc["leaf_data"] = bytes(body).hex()
+                out.append(doc)
+        return out
+
+    def entries(self, start: int, end: int) -> list[dict[str, Any]]:
+        """Leaves [start, end) with their records (None once erased), for auditors who rebuild
+        the tree themselves."""
+        lv, p = m.leaves.c, m.payloads.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(lv.idx, lv.leaf_hash, p.body)
+                .join(m.payloads, p.idx == lv.idx)
+                .where(lv.idx >= start, lv.idx < end)
+                .order_by(lv.idx)
+            ).all()
+        return [
+            {
+                "index": int(i),
+                "leaf_hash": bytes(h).hex(),
+                "data": None if b is None else bytes(b).hex(),
+            }
+            for i, h, b in rows
+        ]
+
+    def audit(self) -> list[str]:
+        """Check the whole store from scratch, trusting nothing in memory: every leaf is there
+        once, every record hashes to its leaf, every signed head verifies and its root is the
+        root of the stored leaves at its size. Each finding is a sentence naming what is wrong
+        (an empty list: the store is intact)."""
+        findings: list[str] = []
+        tree = MerkleTree()
+        lv, p = m.leaves.c, m.payloads.c
+        with self.engine.connect() as conn:
+            rows = conn.execution_options(yield_per=50_000).execute(
+                select(lv.idx, lv.leaf_hash, p.body)
+                .outerjoin(m.payloads, p.idx == lv.idx)
+                .order_by(lv.idx)
+            )
+            for idx, h, body in rows:
+                if idx != tree.size:
+                    findings.append(f"leaf {tree.size} is missing")
+                    break
+                tree.append_hash(bytes(h))
+                if body is not None and leaf_hash(bytes(body)) != bytes(h):
+                    findings.append(f"record {idx} does not hash to its leaf")
+            heads = conn.execute(select(m.heads).order_by(m.heads.c.tree_size)).all()
+        last_ts = -1
+        for row in heads:
+            head = self._head_of(row)
+            if not verify_head(head, self.public_key):
+                findings.append(f"the head of size {head.tree_size} has a bad signature")
+            if head.tree_size > tree.size or tree.root(head.tree_size) != head.root_hash:
+                findings.append(f"the head of size {head.tree_size} does not match the leaves")
+            if head.timestamp_ms < last_ts:
+                findings.append(f"the head of size {head.tree_size} is older than the one before")
+            last_ts = head.timestamp_ms
+        return findings
 
     def payload(self, index: int) -> bytes | None:
         """The record at `index`, or None once erased."""

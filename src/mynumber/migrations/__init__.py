@@ -25,6 +25,10 @@ def metadata_for(role: str) -> MetaData:
         from mynumber.jlis.models import metadata
     elif role == "ledger":
         from mynumber.ledger.models import metadata
+    elif role == "network":
+        from mynumber.network.models import metadata
+    elif role == "agency":
+        from mynumber.agency.models import metadata
     else:
         raise ValueError(f"no migrations for role {role}")
     return metadata

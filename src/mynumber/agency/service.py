@@ -1,0 +1,204 @@
+"""The agency role: an information holder's own records, its agency codes, its intermediate
+server (中間サーバー) and its client of the network.
+
+Every agency of a deployment lives in this role's database, each row tagged with its agency id;
+an agency's signing key is its own keystore secret. The intermediate server answers the network
+from the **copy** (副本) of the agency's shareable items, keyed by internal id and agency code and
+refreshed from the records (:meth:`AgencyService.refresh_copy`) — never from the business records
+directly, as in the real system.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy import delete, select
+from sqlalchemy.engine import Engine
+
+from mynumber.agency import models as m
+from mynumber.clock import Clock
+from mynumber.db import writing
+from mynumber.errors import NotFoundError
+from mynumber.keystore import Keystore
+from mynumber.network.legal_basis import ITEMS
+from mynumber.network.records import ExchangeRequest
+from mynumber.network.service import SIGNING_CONTEXT, Provision
+
+__all__ = ["AgencyService", "SignedRequest"]
+
+_CHUNK = 500
+
+SignedRequest = tuple[bytes, bytes]
+"""(request bytes, Ed25519 signature over SIGNING_CONTEXT ‖ request bytes)"""
+
+
+class AgencyService:
+    def __init__(self, engine: Engine, keystore: Keystore, clock: Clock) -> None:
+        self.engine = engine
+        self._keystore = keystore
+        self._clock = clock
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def _key(self, agency_id: str) -> Ed25519PrivateKey:
+        return Ed25519PrivateKey.from_private_bytes(
+            self._keystore.secret(f"agency-{agency_id}-sign")
+        )
+
+    def public_key(self, agency_id: str) -> bytes:
+        """The agency's request-signing key, raw (what the network registers)."""
+        return self._key(agency_id).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    # -- records and codes ------------------------------------------------------------------
+
+    def put_records(self, agency_id: str, records: Mapping[str, Mapping[str, Any]]) -> int:
+        """Create or replace business records (internal id → item → value)."""
+        now = self._now()
+        r = m.records.c
+        with writing(self.engine) as conn:
+            ids = list(records)
+            for i in range(0, len(ids), _CHUNK):
+                conn.execute(
+                    delete(m.records).where(
+                        r.agency_id == agency_id, r.internal_id.in_(ids[i : i + _CHUNK])
+                    )
+                )
+            if ids:
+                conn.execute(
+                    m.records.insert(),
+                    [
+                        {
+                            "agency_id": agency_id,
+                            "internal_id": iid,
+                            "data": json.dumps(dict(data), ensure_ascii=False, sort_keys=True),
+                            "updated_at": now,
+                        }
+                        for iid, data in records.items()
+                    ],
+                )
+        return len(records)
+
+    def store_codes(self, agency_id: str, codes: Mapping[str, str], method: str) -> int:
+        """Keep the agency codes the network issued (internal id → code)."""
+        now = self._now()
+        c = m.codes.c
+        with writing(self.engine) as conn:
+            ids = list(codes)
+            for i in range(0, len(ids), _CHUNK):
+                conn.execute(
+                    delete(m.codes).where(
+                        c.agency_id == agency_id, c.internal_id.in_(ids[i : i + _CHUNK])
+                    )
+                )
+            if ids:
+                conn.execute(
+                    m.codes.insert(),
+                    [
+                        {
+                            "agency_id": agency_id,
+                            "internal_id": iid,
+                            "code": code,
+                            "method": method,
+                            "acquired_at": now,
+                        }
+                        for iid, code in codes.items()
+                    ],
+                )
+        return len(codes)
+
+    def code_of(self, agency_id: str, internal_id: str) -> str:
+        c = m.codes.c
+        with self.engine.connect() as conn:
+            code = conn.execute(
+                select(c.code).where(c.agency_id == agency_id, c.internal_id == internal_id)
+            ).scalar_one_or_none()
+        if code is None:
+            raise NotFoundError(
+                "agency.no_code",
+                "The agency holds no agency code for this record.",
+                "この記録の機関別符号を取得していません。",
+                field="internal_id",
+            )
+        return str(code)
+
+    def internal_ids(self, agency_id: str) -> list[str]:
+        c = m.codes.c
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(c.internal_id).where(c.agency_id == agency_id).order_by(c.internal_id)
+                ).scalars()
+            )
+
+    def record(self, agency_id: str, internal_id: str) -> dict[str, Any] | None:
+        r = m.records.c
+        with self.engine.connect() as conn:
+            data = conn.execute(
+                select(r.data).where(r.agency_id == agency_id, r.internal_id == internal_id)
+            ).scalar_one_or_none()
+        return None if data is None else dict(json.loads(data))
+
+    # -- the intermediate server ------------------------------------------------------------
+
+    def refresh_copy(self, agency_id: str, kind: str) -> int:
+        """Rebuild the intermediate server's copy from the records: every item the agency's
+        kind may provide, for every record whose person has a code. Returns the rows written."""
+        offered = set(ITEMS.get(kind, {}))
+        now = self._now()
+        r, c = m.records.c, m.codes.c
+        with writing(self.engine) as conn:
+            rows = conn.execute(
+                select(r.internal_id, r.data, c.code)
+                .join(
+                    m.codes,
+                    (c.agency_id == r.agency_id) & (c.internal_id == r.internal_id),
+                )
+                .where(r.agency_id == agency_id)
+            ).all()
+            copy = [
+                {
+                    "agency_id": agency_id,
+                    "code": code,
+                    "item": item,
+                    "internal_id": iid,
+                    "value": json.dumps(value, ensure_ascii=False, sort_keys=True),
+                    "refreshed_at": now,
+                }
+                for iid, data, code in rows
+                for item, value in json.loads(data).items()
+                if item in offered
+            ]
+            conn.execute(delete(m.copies).where(m.copies.c.agency_id == agency_id))
+            if copy:
+                conn.execute(m.copies.insert(), copy)
+        return len(copy)
+
+    def provide(self, agency_id: str, code: str, item: str) -> Provision:
+        """The intermediate server's answer to the network: by the agency's own code."""
+        k = m.copies.c
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(k.value).where(k.agency_id == agency_id, k.code == code, k.item == item)
+            ).scalar_one_or_none()
+        return Provision(False) if value is None else Provision(True, json.loads(value))
+
+    # -- the network client -----------------------------------------------------------------
+
+    def sign_request(
+        self, agency_id: str, internal_id: str, task: str, provider: str, item: str
+    ) -> SignedRequest:
+        """A request about the person of record `internal_id`, named by the agency's own code
+        and signed with the agency's key."""
+        req = ExchangeRequest.new(
+            agency_id, task, provider, item, self.code_of(agency_id, internal_id), self._now()
+        )
+        data = req.to_bytes()
+        return data, self._key(agency_id).sign(SIGNING_CONTEXT + data)
+
+    def _now(self) -> dt.datetime:
+        return self._clock.now().astimezone(dt.UTC)

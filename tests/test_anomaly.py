@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import operator
 import random
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -286,7 +286,11 @@ AGENCIES = ["city-a", "city-b", "insurer"]
 START = at(0, 0)
 ZONES = [JST, UTC, dt.timezone(dt.timedelta(hours=-5, minutes=-30))]
 
-minutes = st.one_of(st.integers(0, 3 * 24 * 60), st.integers(10 * 60, 11 * 60))
+minutes = st.one_of(  # anywhere in three days, or crowded in a morning or a late evening (JST)
+    st.integers(0, 3 * 24 * 60),
+    st.integers(10 * 60, 10 * 60 + 30),
+    st.integers(23 * 60, 24 * 60 + 30),
+)
 accesses = st.builds(
     lambda requester, subject, minute, second, zone, outcome: Access(
         requester,
@@ -304,8 +308,27 @@ accesses = st.builds(
 logs = st.lists(accesses, max_size=80)
 rule_sets = st.sampled_from([SMALL, Rules()])
 
+dense_refusals = st.lists(
+    st.builds(
+        lambda requester, minute, second: Access(
+            requester,
+            None,
+            START + dt.timedelta(hours=10, minutes=minute, seconds=second),
+            "refused",
+        ),
+        st.sampled_from(AGENCIES[:2]),
+        st.integers(0, 40),
+        st.sampled_from([0, 30]),
+    ),
+    min_size=3,
+    max_size=40,
+)
 
-@given(log=logs, rules=rule_sets, data=st.data())
+# a random log with refusals dense enough to make bursts
+rich_logs = st.builds(operator.add, logs, dense_refusals)
+
+
+@given(log=rich_logs, rules=rule_sets, data=st.data())
 def test_report_does_not_depend_on_order(
     log: list[Access], rules: Rules, data: st.DataObject
 ) -> None:
@@ -313,7 +336,7 @@ def test_report_does_not_depend_on_order(
     assert anomaly_report(shuffled, rules=rules) == anomaly_report(log, rules=rules)
 
 
-@given(log=logs, rules=rule_sets)
+@given(log=rich_logs, rules=rule_sets)
 def test_no_refusals_no_bursts(log: list[Access], rules: Rules) -> None:
     kept = [a for a in log if a.outcome != "refused"]
     assert kinds(anomaly_report(kept, rules=rules), REFUSAL_BURST) == []
@@ -332,7 +355,7 @@ office_accesses = st.builds(
 )
 
 
-@given(log=logs, extra=st.lists(office_accesses, max_size=40), rules=rule_sets)
+@given(log=rich_logs, extra=st.lists(office_accesses, max_size=40), rules=rule_sets)
 def test_office_hour_traffic_never_makes_odd_hours(
     log: list[Access], extra: list[Access], rules: Rules
 ) -> None:
@@ -373,8 +396,15 @@ def _oracle_bursts(
     return out
 
 
+burst_rules = st.builds(
+    lambda need, window: Rules(burst_min=need, burst_window=dt.timedelta(minutes=window)),
+    st.integers(1, 6),
+    st.sampled_from([1, 5, 20]),
+)
+
+
 @settings(max_examples=300)
-@given(log=logs, rules=rule_sets)
+@given(log=rich_logs, rules=burst_rules)
 def test_bursts_match_an_independent_definition(log: list[Access], rules: Rules) -> None:
     found = kinds(anomaly_report(log, rules=rules), REFUSAL_BURST)
     assert {(f.requester, f.start, f.end, f.count) for f in found} == _oracle_bursts(log, rules)
@@ -392,7 +422,7 @@ def test_bursts_match_an_independent_definition(log: list[Access], rules: Rules)
         assert all(a[1] < b[0] for a, b in itertools.pairwise(spans))
 
 
-@given(log=logs)
+@given(log=rich_logs)
 def test_finding_times_are_local_and_ordered(log: list[Access]) -> None:
     for f in anomaly_report(log, rules=SMALL):
         assert f.start <= f.end
@@ -403,8 +433,8 @@ def test_finding_times_are_local_and_ordered(log: list[Access]) -> None:
 # ---- scale --------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_a_million_accesses_in_seconds() -> None:
+def test_a_large_log_still_finds_the_night_extraction() -> None:
+    """Needles in a haystack of 200,000 accesses (speed is measured in benchmarks/, not here)."""
     rnd = random.Random(4)
     agencies = [f"agency-{i}" for i in range(300)]
     people = [person(i) for i in range(200_000)]
@@ -417,13 +447,10 @@ def test_a_million_accesses_in_seconds() -> None:
             base + dt.timedelta(seconds=rnd.randrange(30 * 86_400)),
             rnd.choice(outcomes),
         )
-        for _ in range(1_000_000)
+        for _ in range(200_000)
     ]
     # one agency extracts at night
     log += lookups("agency-x", 5, range(1_000), hour=2)
-    began = time.perf_counter()
     found = anomaly_report(log)
-    took = time.perf_counter() - began
     assert any(f.requester == "agency-x" and f.kind == MANY_PEOPLE for f in found)
     assert any(f.requester == "agency-x" and f.kind == ODD_HOURS for f in found)
-    assert took < 20, f"{took:.1f}s for a million accesses"  # about 1.5 s here; quadratic is hours

@@ -88,6 +88,21 @@ def create_app(platform: Platform, *, sync_interval: float | None = SYNC_INTERVA
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def landing(request: Request, lang: str | None = None) -> Any:
         chosen = lang if lang in ("ja", "en") else language(request)
+        names = {a.agency_id: (a.name_ja, a.name_en) for a in platform.network.agencies()}
+        pairs: dict[tuple[str, str], dict[str, int]] = {}
+        for row in platform.network.counts()["exchanges"]:
+            cell = pairs.setdefault((row["requester"], row["provider"]), {})
+            cell[row["outcome"]] = row["count"]
+        i = 0 if chosen == "ja" else 1
+        exchanges = [
+            {
+                "requester": names.get(a, (a, a))[i],
+                "provider": names.get(b, (b, b))[i],
+                **{o: c.get(o, 0) for o in ("provided", "not_held", "refused")},
+            }
+            for (a, b), c in sorted(pairs.items())
+        ]
+        head = platform.ledger.head()
         return _templates.TemplateResponse(
             request,
             "landing.html",
@@ -95,6 +110,9 @@ def create_app(platform: Platform, *, sync_interval: float | None = SYNC_INTERVA
                 "lang": chosen,
                 "municipalities": platform.municipality.list_municipalities(),
                 "jlis": platform.jlis.counts(),
+                "exchanges": exchanges,
+                "log_size": 0 if head is None else head.tree_size,
+                "log_root": "" if head is None else head.root_hash.hex(),
                 "version": __version__,
                 "data_dir": platform.settings.data_dir,
             },

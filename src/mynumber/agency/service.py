@@ -26,8 +26,7 @@ from mynumber.db import writing
 from mynumber.errors import NotFoundError
 from mynumber.keystore import Keystore
 from mynumber.network.legal_basis import ITEMS
-from mynumber.network.records import ExchangeRequest
-from mynumber.network.service import SIGNING_CONTEXT, Provision
+from mynumber.network.records import SIGNING_CONTEXT, ExchangeRequest, Provision
 
 __all__ = ["AgencyService", "SignedRequest"]
 

@@ -29,8 +29,10 @@ from typing import Any
 
 __all__ = [
     "OUTCOMES",
+    "SIGNING_CONTEXT",
     "AccessRecord",
     "ExchangeRequest",
+    "Provision",
     "RecordError",
     "canonical",
     "parse_time",
@@ -38,6 +40,20 @@ __all__ = [
 ]
 
 OUTCOMES = ("provided", "not_held", "refused")
+
+SIGNING_CONTEXT = b"mynumber exchange request v1\x00"
+"""Prefixed to the request bytes before signing: a signature made for anything else never
+passes as a request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Provision:
+    """A provider's answer: the value, or that it holds nothing for that person and item."""
+
+    held: bool
+    value: Any = None
+
+
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _MAX_BYTES = 4096
 

@@ -48,7 +48,13 @@ from mynumber.network import models as m
 from mynumber.network.anomaly import Access, Finding, Rules, anomaly_report
 from mynumber.network.codes import agency_code, pseudonym, subject_commitment
 from mynumber.network.legal_basis import KINDS, LegalBasisTable
-from mynumber.network.records import AccessRecord, ExchangeRequest, RecordError
+from mynumber.network.records import (
+    SIGNING_CONTEXT,
+    AccessRecord,
+    ExchangeRequest,
+    Provision,
+    RecordError,
+)
 
 __all__ = [
     "REFUSALS",
@@ -60,10 +66,6 @@ __all__ = [
     "NetworkService",
     "Provision",
 ]
-
-SIGNING_CONTEXT = b"mynumber exchange request v1\x00"
-"""Prefixed to the request bytes before signing: a signature made for anything else never
-passes as a request."""
 
 CLOCK_WINDOW = dt.timedelta(minutes=5)
 RETENTION_YEARS = 7  # 番号法施行令 30条: access records are kept seven years
@@ -90,14 +92,6 @@ REFUSALS: dict[str, tuple[str, str]] = {
         "情報提供者の中間サーバーが応答しませんでした。",
     ),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Provision:
-    """A provider's answer: the value, or that it holds nothing for that person and item."""
-
-    held: bool
-    value: Any = None
 
 
 class Holder(Protocol):

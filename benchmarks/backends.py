@@ -26,7 +26,14 @@ from mynumber.csvformat import RESIDENT_COLUMNS
 from mynumber.platform import Platform
 from mynumber.synth import DEFAULT_MUNICIPALITIES, REFERENCE_DATE
 
-__all__ = ["LOOKUP_SQL", "Backend", "Lookup", "postgres_backend", "sqlite_backend"]
+__all__ = [
+    "LOOKUP_SQL",
+    "Backend",
+    "Lookup",
+    "open_platform",
+    "postgres_backend",
+    "sqlite_backend",
+]
 
 Lookup = Callable[[dt.date, int], Sequence[tuple[Any, ...]]]
 """(birth_date, sex) → rows of (resident_code, name_key, kana_key, address_key)."""
@@ -54,7 +61,9 @@ def _clock() -> FixedClock:
     return FixedClock(dt.datetime.combine(REFERENCE_DATE, dt.time(9, 0)))
 
 
-def _platform(data_dir: Path, database_url: str | None) -> Platform:
+def open_platform(data_dir: Path, database_url: str | None) -> Platform:
+    """A platform over `data_dir` (and `database_url`), on the benchmarks' fixed clock: another
+    process or thread opens the same deployment a backend's platform runs on."""
     settings = Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -62,7 +71,11 @@ def _platform(data_dir: Path, database_url: str | None) -> Platform:
         jlis_database_url=None,
         master_key=None,
     )
-    p = Platform(settings, _clock(), auto_sync=False)
+    return Platform(settings, _clock(), auto_sync=False)
+
+
+def _platform(data_dir: Path, database_url: str | None) -> Platform:
+    p = open_platform(data_dir, database_url)
     m = DEFAULT_MUNICIPALITIES[0]
     p.municipality.create_municipality(m.code, m.prefecture, m.name)
     return p

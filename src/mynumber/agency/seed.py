@@ -15,7 +15,8 @@ agency id            kind                 records
 ===================  ===================  =========================================================
 
 Then a few hundred exchanges the legal-basis table allows, and a few it does not (recorded as
-refusals), so the log, a person's records and the auditor's report have something to show.
+refusals), so the log, a person's records and the auditor's report have something to show — a
+share of them about the demo card holders, so that logging in with a demo card shows records.
 Everything is derived from a seed: the same residents give the same records. Seeding again adds
 nothing (records and codes are replaced by the same; exchanges only run on an empty network).
 """
@@ -173,11 +174,20 @@ def seed_agencies(p: Any, seed: int = 1, progress: Callable[[str], None] | None 
         say(f"{a.name_ja}: {len(mine):,} records")
     if p.network.counts()["total"]:
         return 0
+    # Card holders first, so that logging in with a demo card shows records.
+    holders = {c.resident_code for c in p.cards.list_cards(limit=1000)}
+    focus = {
+        (_internal_id(prefix, rc, seed) if prefix else rc)
+        for rc in holders
+        for prefix in ("T", "H", "N", "K", "")
+    }
     rng = random.Random(seed)
     ran = 0
     for requester, task, provider, item, n in _TRAFFIC:
         ids = p.agencies.internal_ids(requester)
-        for iid in rng.sample(ids, min(n, len(ids))):
+        first = [i for i in ids if i in focus][: max(1, n // 4)]
+        rest = [i for i in ids if i not in set(first)]
+        for iid in first + rng.sample(rest, min(n - len(first), len(rest))):
             message, signature = p.agencies.sign_request(requester, iid, task, provider, item)
             p.network.exchange(message, signature)
             ran += 1

@@ -19,13 +19,14 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from mynumber.api.auth import Staff
 from mynumber.api.deps import PLAIN_TEXT, IdempotencyKey, PlatformDep, require
-from mynumber.api.problems import PROBLEM_RESPONSES
+from mynumber.api.problems import MEDIA, PROBLEM_RESPONSES, language
 from mynumber.errors import AuthError, MynumberError, ValidationError
 from mynumber.network.service import REFUSALS, ExchangeResult
 
@@ -90,16 +91,15 @@ class ExchangeOut(BaseModel):
     response_model_exclude_none=False,
     summary="情報照会: broker an agency's signed request (recorded in the log before any answer)",
 )
-def exchange(body: ExchangeIn, p: PlatformDep, response: Response) -> Any:
+def exchange(body: ExchangeIn, p: PlatformDep, request: Request, response: Response) -> Any:
     result: ExchangeResult = p.network.exchange(
         _decode(body.request, "request", 4096), _decode(body.signature, "signature", 128)
     )
-    if result.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+    replayed = {"Idempotent-Replayed": "true"} if result.replayed else {}
     if result.outcome == "refused":
         assert result.reason is not None
         en, ja = REFUSALS[result.reason]
-        raise MynumberError(
+        err = MynumberError(
             result.reason,
             en,
             ja,
@@ -109,6 +109,14 @@ def exchange(body: ExchangeIn, p: PlatformDep, response: Response) -> Any:
                 "record": {"leaf_index": result.leaf_index, "tree_size": result.tree_size},
             },
         )
+        # Returned, not raised: a retry's refusal carries Idempotent-Replayed too.
+        return JSONResponse(
+            err.problem(language(request), instance=request.url.path),
+            status_code=err.status,
+            media_type=MEDIA,
+            headers=replayed,
+        )
+    response.headers.update(replayed)
     return result.to_json()
 
 

@@ -354,7 +354,8 @@ class NetworkService:
             if again is None:
                 raise
             return again
-        index, size = self._log(req.requester, req.request_id, data)
+        # A new record cannot be in the log yet: no search by hash on the common path.
+        index, size = self._log(req.requester, req.request_id, data, search=False)
         return ExchangeResult(req.request_id, outcome, reason, basis_id, value, index, size)
 
     def _decide(
@@ -426,10 +427,12 @@ class NetworkService:
             req.request_id, row.outcome, row.reason, row.basis, value, index, size, replayed=True
         )
 
-    def _log(self, requester: str, request_id: str, data: bytes) -> tuple[int, int]:
-        """Append the record to the log (unless a crash left it there already) and note its
-        leaf index; (leaf index, tree size)."""
-        index = self._ledger.index_of(leaf_hash(data))
+    def _log(
+        self, requester: str, request_id: str, data: bytes, *, search: bool = True
+    ) -> tuple[int, int]:
+        """Append the record to the log (unless, with `search`, a crash left it there already)
+        and note its leaf index; (leaf index, tree size)."""
+        index = self._ledger.index_of(leaf_hash(data)) if search else None
         if index is None:
             indices, head = self._ledger.append([data])
             index, size = indices[0], head.tree_size

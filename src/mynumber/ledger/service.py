@@ -66,51 +66,84 @@ class LedgerService:
 
     # -- appends ---------------------------------------------------------------------------
 
-    def append(self, records: Sequence[bytes]) -> tuple[list[int], SignedTreeHead]:
+    def append(
+        self, records: Sequence[bytes], *, unique: bool = False
+    ) -> tuple[list[int], SignedTreeHead]:
         """Append `records` (their bytes are the leaves' data); their indices and the signed
-        head of the tree that holds them."""
+        head of the tree that holds them.
+
+        With `unique`, a record whose leaf the log already holds is not appended again: its
+        index is the existing leaf's. Checked under the log's lock, so two writers recording
+        the same record at once (a retry racing the original, a reconcile racing a request
+        in flight) leave one leaf."""
         if not records:
             raise ValueError("nothing to append")
         # UTC throughout: SQLite keeps the wall time only, so every stored time is UTC.
-        now = self._clock.now().astimezone(dt.UTC)
         with self._lock, writing(self.engine) as conn:
             if is_postgres(self.engine):
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+            # Read under the lock, so heads are signed in time order across writers.
+            now = self._clock.now().astimezone(dt.UTC)
             self._catch_up(conn)
-            start = self._tree.size
-            try:
-                hashes = [leaf_hash(r) for r in records]
-                for h in hashes:
-                    self._tree.append_hash(h)
-                size = self._tree.size
-                head = sign_head(self._key, size, self._tree.root(), int(now.timestamp() * 1000))
-                # Through SQLAlchemy, not the raw driver: stored times must have the one text
-                # form SQLite compares them in.
-                conn.execute(
-                    m.leaves.insert(),
-                    [
-                        {"idx": start + i, "leaf_hash": h, "appended_at": now}
-                        for i, h in enumerate(hashes)
-                    ],
+            if not unique:
+                return self._append(conn, records, now)
+            known = self._known(conn, records)
+            fresh = [r for r in dict.fromkeys(records) if leaf_hash(r) not in known]
+            if fresh:
+                indices, head = self._append(conn, fresh, now)
+                known.update((leaf_hash(r), i) for r, i in zip(fresh, indices, strict=True))
+            else:
+                newest = self._newest_head(conn)
+                if newest is None:
+                    raise LedgerIntegrityError("the log holds leaves but no signed head")
+                head = newest
+            return [known[leaf_hash(r)] for r in records], head
+
+    def _known(self, conn: Connection, records: Sequence[bytes]) -> dict[bytes, int]:
+        """Leaf hash → first index, for those of `records` the log already holds."""
+        lv = m.leaves.c
+        rows = conn.execute(
+            select(lv.leaf_hash, func.min(lv.idx))
+            .where(lv.leaf_hash.in_({leaf_hash(r) for r in records}))
+            .group_by(lv.leaf_hash)
+        ).all()
+        return {bytes(h): int(i) for h, i in rows}
+
+    def _append(
+        self, conn: Connection, records: Sequence[bytes], now: dt.datetime
+    ) -> tuple[list[int], SignedTreeHead]:
+        """Append inside the caller's write transaction, which holds the log's lock."""
+        start = self._tree.size
+        try:
+            hashes = [leaf_hash(r) for r in records]
+            for h in hashes:
+                self._tree.append_hash(h)
+            size = self._tree.size
+            head = sign_head(self._key, size, self._tree.root(), int(now.timestamp() * 1000))
+            # Through SQLAlchemy, not the raw driver: stored times must have the one text
+            # form SQLite compares them in.
+            conn.execute(
+                m.leaves.insert(),
+                [
+                    {"idx": start + i, "leaf_hash": h, "appended_at": now}
+                    for i, h in enumerate(hashes)
+                ],
+            )
+            conn.execute(
+                m.payloads.insert(),
+                [{"idx": start + i, "body": r, "erased_at": None} for i, r in enumerate(records)],
+            )
+            conn.execute(
+                m.heads.insert().values(
+                    tree_size=size,
+                    timestamp_ms=head.timestamp_ms,
+                    root_hash=head.root_hash,
+                    signature=head.signature,
                 )
-                conn.execute(
-                    m.payloads.insert(),
-                    [
-                        {"idx": start + i, "body": r, "erased_at": None}
-                        for i, r in enumerate(records)
-                    ],
-                )
-                conn.execute(
-                    m.heads.insert().values(
-                        tree_size=size,
-                        timestamp_ms=head.timestamp_ms,
-                        root_hash=head.root_hash,
-                        signature=head.signature,
-                    )
-                )
-            except BaseException:
-                self._tree.truncate(start)
-                raise
+            )
+        except BaseException:
+            self._tree.truncate(start)
+            raise
         return list(range(start, start + len(records))), head
 
     def _catch_up(self, conn: Connection) -> None:

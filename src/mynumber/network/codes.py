@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 CODE_LENGTH = 26
-CODE_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
+CODE_PATTERN = r"[0-9A-HJKMNP-TV-Z]{26}"
 _CODE_RE = re.compile(CODE_PATTERN)
 # RFC 4648 base32 alphabet → Crockford's (no I, L, O, U): unambiguous when read aloud or typed.
 _TO_CROCKFORD = str.maketrans(
@@ -50,7 +50,7 @@ def agency_code(code_key: bytes, agency_id: str, person: bytes) -> str:
 
 
 def is_code(text: str) -> bool:
-    return bool(_CODE_RE.match(text))
+    return bool(_CODE_RE.fullmatch(text))
 
 
 def subject_commitment(person: bytes, request_id: str) -> bytes:

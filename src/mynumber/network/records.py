@@ -54,7 +54,7 @@ class Provision:
     value: Any = None
 
 
-_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}\Z")  # not "$": it lets a final newline through
 _MAX_BYTES = 4096
 
 

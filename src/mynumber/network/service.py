@@ -40,7 +40,13 @@ from sqlalchemy.exc import IntegrityError
 
 from mynumber.clock import Clock
 from mynumber.db import writing
-from mynumber.errors import AuthError, ConflictError, NotFoundError, ValidationError
+from mynumber.errors import (
+    AuthError,
+    ConflictError,
+    MynumberError,
+    NotFoundError,
+    ValidationError,
+)
 from mynumber.keystore import Keystore
 from mynumber.ledger.merkle import leaf_hash
 from mynumber.ledger.service import LedgerService
@@ -417,12 +423,24 @@ class NetworkService:
             size = head.tree_size if head is not None else index + 1
         value = None
         if row.outcome == "provided":
+            # The network keeps no copy of what it brokered (分散管理): a retry gets the same
+            # record and the provider's answer asked again.
             provider_code = agency_code(self._code_key, row.provider, bytes(row.person))
             holder = self._holder(row.provider)
-            answer = (
-                None if holder is None else holder.provide(row.provider, provider_code, row.item)
-            )
-            value = None if answer is None else answer.value
+            try:
+                if holder is None:
+                    raise LookupError(row.provider)
+                answer = holder.provide(row.provider, provider_code, row.item)
+            except Exception:
+                en, ja = REFUSALS["network.provider_unavailable"]
+                raise MynumberError(
+                    "network.provider_unavailable",
+                    en,
+                    ja,
+                    status=503,
+                    extra={"request_id": req.request_id},
+                ) from None
+            value = answer.value if answer.held else None
         return ExchangeResult(
             req.request_id, row.outcome, row.reason, row.basis, value, index, size, replayed=True
         )
@@ -434,7 +452,9 @@ class NetworkService:
         and note its leaf index; (leaf index, tree size)."""
         index = self._ledger.index_of(leaf_hash(data)) if search else None
         if index is None:
-            indices, head = self._ledger.append([data])
+            # unique, checked under the log's lock: a retry or a reconcile may be logging this
+            # very record at the same moment (it saw the row before this append committed).
+            indices, head = self._ledger.append([data], unique=True)
             index, size = indices[0], head.tree_size
         else:
             head_now = self._ledger.head()

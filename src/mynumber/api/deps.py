@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -12,13 +14,42 @@ from mynumber.api.auth import Staff, TokenStore
 from mynumber.errors import AuthError, ForbiddenError, ValidationError
 from mynumber.platform import Platform
 
-__all__ = ["PLAIN_TEXT", "IdempotencyKey", "OptionalIdempotencyKey", "get_platform", "require"]
+__all__ = [
+    "BASE64",
+    "PLAIN_TEXT",
+    "IdempotencyKey",
+    "OptionalIdempotencyKey",
+    "decode_base64",
+    "get_platform",
+    "require",
+]
 
 # Text fields and path segments refuse C0 control characters and DEL: no register field needs
 # them, and PostgreSQL cannot store NUL (it would fail the write with a 500).
 PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"
 
+# Base64, standard or URL-safe alphabet, padding optional.
+BASE64 = r"^[A-Za-z0-9+/_-]*={0,2}$"
+
 _bearer = HTTPBearer(auto_error=False)
+
+
+def decode_base64(text: str, field: str, max_bytes: int) -> bytes:
+    """`text` (standard or URL-safe base64, padding optional) as 1–`max_bytes` bytes, else a
+    422 ``request.invalid`` naming `field`."""
+    cleaned = text.replace("+", "-").replace("/", "_").rstrip("=")
+    try:
+        data = base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
+    except (binascii.Error, ValueError):
+        data = b""
+    if not data or len(data) > max_bytes:
+        raise ValidationError(
+            "request.invalid",
+            f"{field} is not base64 of 1–{max_bytes} bytes.",
+            f"{field} は1〜{max_bytes}バイトのbase64である必要があります。",
+            field=field,
+        )
+    return data
 
 
 async def get_platform(request: Request) -> Platform:

@@ -6,7 +6,6 @@ with the user-authentication certificate, ``POST /api/login/challenge`` and ``PO
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -15,9 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from mynumber.api.auth import Staff
-from mynumber.api.deps import OptionalIdempotencyKey, PlatformDep, require
+from mynumber.api.deps import BASE64, OptionalIdempotencyKey, PlatformDep, decode_base64, require
 from mynumber.api.problems import PROBLEM_RESPONSES
-from mynumber.errors import ValidationError
 from mynumber.jlis.verifiers import Verifier
 from mynumber.platform import Platform
 
@@ -26,7 +24,7 @@ __all__ = ["login_router", "require_verifier", "router"]
 router = APIRouter(prefix="/api/jlis", tags=["jlis"], responses=PROBLEM_RESPONSES)
 login_router = APIRouter(prefix="/api/login", tags=["login"], responses=PROBLEM_RESPONSES)
 
-_B64 = r"^[A-Za-z0-9+/_-]*={0,2}$"
+_B64 = BASE64
 Base64 = Annotated[str, Field(min_length=1, max_length=12000, pattern=_B64)]
 Serial = Annotated[
     str,
@@ -53,23 +51,6 @@ def require_verifier(scope: str, kind: str | None = None) -> Callable[..., Await
         return await run_in_threadpool(platform.verifiers.require_active, staff.verifier, kind)
 
     return check
-
-
-def _decode(text: str, field: str, max_bytes: int) -> bytes:
-    """Base64 (standard or URL-safe, padding optional) of at most `max_bytes` bytes."""
-    cleaned = text.replace("+", "-").replace("/", "_").rstrip("=")
-    try:
-        data = base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
-    except (binascii.Error, ValueError):
-        data = None
-    if not data or len(data) > max_bytes:
-        raise ValidationError(
-            "request.invalid",
-            f"{field} is not base64 of 1–{max_bytes} bytes.",
-            f"{field} は1〜{max_bytes}バイトのbase64である必要があります。",
-            field=field,
-        )
-    return data
 
 
 def _b64url(data: bytes) -> str:
@@ -119,9 +100,9 @@ def four_items(
     status, answer, replayed = p.verifiers.provide_four_items(
         verifier.id,
         int(body.signature_serial, 16),
-        _decode(body.consent, "consent", 1024),
-        _decode(body.certificate, "certificate", 8192),
-        _decode(body.signature, "signature", 1024),
+        decode_base64(body.consent, "consent", 1024),
+        decode_base64(body.certificate, "certificate", 8192),
+        decode_base64(body.signature, "signature", 1024),
         idempotency_key=key,
     )
     response.status_code = status
@@ -170,9 +151,9 @@ def login_challenge(p: PlatformDep, _key: OptionalIdempotencyKey) -> Any:
 )
 def login(body: LoginIn, p: PlatformDep, _key: OptionalIdempotencyKey) -> Any:
     session = p.login.login(
-        _decode(body.nonce, "nonce", 64),
-        _decode(body.certificate, "certificate", 8192),
-        _decode(body.signature, "signature", 1024),
+        decode_base64(body.nonce, "nonce", 64),
+        decode_base64(body.certificate, "certificate", 8192),
+        decode_base64(body.signature, "signature", 1024),
     )
     return LoginOut(
         session=session.token,

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 from typing import Annotated, Any
 
@@ -25,7 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from mynumber.api.auth import Staff
-from mynumber.api.deps import PLAIN_TEXT, IdempotencyKey, PlatformDep, require
+from mynumber.api.deps import (
+    BASE64,
+    PLAIN_TEXT,
+    IdempotencyKey,
+    PlatformDep,
+    decode_base64,
+    require,
+)
 from mynumber.api.problems import MEDIA, PROBLEM_RESPONSES, language
 from mynumber.errors import AuthError, MynumberError, ValidationError
 from mynumber.network.service import REFUSALS, ExchangeResult
@@ -35,23 +41,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/network", tags=["network"], responses=PROBLEM_RESPONSES)
 _bearer = HTTPBearer(auto_error=False)
 
-_B64 = r"^[A-Za-z0-9+/_-]*={0,2}$"
-
-
-def _decode(text: str, field: str, max_bytes: int) -> bytes:
-    cleaned = text.replace("+", "-").replace("/", "_").rstrip("=")
-    try:
-        data = base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
-    except (binascii.Error, ValueError):
-        data = b""
-    if not data or len(data) > max_bytes:
-        raise ValidationError(
-            "request.invalid",
-            f"{field} is not base64 of 1–{max_bytes} bytes.",
-            f"{field} は1〜{max_bytes}バイトのbase64である必要があります。",
-            field=field,
-        )
-    return data
+_B64 = BASE64
 
 
 class ExchangeIn(BaseModel):
@@ -93,7 +83,8 @@ class ExchangeOut(BaseModel):
 )
 def exchange(body: ExchangeIn, p: PlatformDep, request: Request, response: Response) -> Any:
     result: ExchangeResult = p.network.exchange(
-        _decode(body.request, "request", 4096), _decode(body.signature, "signature", 128)
+        decode_base64(body.request, "request", 4096),
+        decode_base64(body.signature, "signature", 128),
     )
     replayed = {"Idempotent-Replayed": "true"} if result.replayed else {}
     if result.outcome == "refused":
@@ -168,7 +159,7 @@ def register_agency(
     _key: IdempotencyKey,
     _staff: Annotated[Staff, Depends(require("network:admin"))],
 ) -> Any:
-    key = _decode(body.public_key, "public_key", 64)
+    key = decode_base64(body.public_key, "public_key", 64)
     a = p.network.register_agency(body.agency_id, body.kind, body.name_ja, body.name_en, key)
     return _agency_out(a)
 

@@ -20,6 +20,15 @@ from .backends import Backend, postgres_backend, postgres_database, postgres_ver
 from .bench_http import http_results, run_http
 from .bench_import import as_tuples, import_results, run_import
 from .bench_merkle import MerkleRun, merkle_results, run_merkle
+from .bench_network import (
+    LEDGER_APPENDS,
+    LedgerRun,
+    NetworkRun,
+    ledger_results,
+    network_results,
+    run_ledger,
+    run_network,
+)
 from .bench_pki import PkiRun, login_bench, pki_results, run_pki
 from .bench_query import Tally, query_result, run_bare_lookup, run_queries
 from .common import Result, err, fmt_rate, machine_info, out
@@ -27,9 +36,10 @@ from .data import build_claims, generate_rows
 
 __all__ = ["main"]
 
-PHASES = ("import", "query", "http", "pki", "merkle")
+PHASES = ("import", "query", "http", "pki", "merkle", "network")
 REGISTER_PHASES = frozenset({"import", "query", "http", "pki"})
-"""The phases that need the synthetic register generated and imported."""
+"""The phases that need the synthetic register generated and imported (network seeds its own
+small deployment, merkle needs none)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
         "--only",
         choices=PHASES,
         action="append",
-        help="report only this benchmark (repeatable); the register is imported for any but merkle",
+        help="report only this benchmark (repeatable); the register is imported for any but "
+        "merkle and network",
     )
     p.add_argument("--json", metavar="FILE", type=Path, help="also write the results as JSON")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic register (1)")
@@ -86,6 +97,26 @@ def _parser() -> argparse.ArgumentParser:
         default=1_000_000,
         help="leaves appended to the transparency log's Merkle tree (1,000,000; the target "
         "run is 10,000,000)",
+    )
+    p.add_argument(
+        "--network-exchanges",
+        type=int,
+        default=5_000,
+        help="brokered exchanges per timed network run, in process and over HTTP (5,000; "
+        "0: only the ledger store)",
+    )
+    p.add_argument(
+        "--network-residents",
+        type=int,
+        default=10_000,
+        help="residents of the network phase's own seeded deployment (10,000)",
+    )
+    p.add_argument(
+        "--ledger-leaves",
+        type=int,
+        default=1_000_000,
+        help="leaves of the network phase's ledger store in its database (1,000,000; the target "
+        "run is 10,000,000; 0: skip)",
     )
     return p
 
@@ -163,6 +194,17 @@ def _machine_lines(m: dict[str, Any], args: argparse.Namespace) -> list[str]:
         lines.pop()  # no register generated
     if "merkle" in set(args.only or PHASES):
         lines.append(f"Merkle log: {args.merkle_leaves:,} leaves")
+    if "network" in set(args.only or PHASES):
+        lines.append(
+            (
+                f"network: {args.network_residents:,} residents (seed {args.seed}) and five demo "
+                f"agencies, {args.network_exchanges:,} exchanges per run"
+                if args.network_exchanges
+                else "network: exchanges skipped"
+            )
+            + "; ledger store: "
+            + (f"{args.ledger_leaves:,} leaves" if args.ledger_leaves else "skipped")
+        )
     return lines
 
 
@@ -249,6 +291,62 @@ def _register_phases(
     return claim_summary
 
 
+def _network_phase(
+    args: argparse.Namespace,
+    clients: tuple[str, ...],
+    results: list[Result],
+    details: dict[str, list[dict[str, Any]]],
+    network_runs: list[NetworkRun],
+    ledger_runs: list[LedgerRun],
+) -> None:
+    """On each backend: seed the network's own deployment and run the exchanges (unless
+    --network-exchanges is 0), then the ledger store at --ledger-leaves (unless 0) in a file or
+    a database of its own, removed as soon as it is measured."""
+    root = Path(tempfile.mkdtemp(prefix="mynumber-bench-"))
+    err.print(f"[dim]temporary data dir: {root} (removed at the end)")
+    try:
+        for name in ("sqlite", "postgresql") if args.postgres else ("sqlite",):
+            if args.network_exchanges:
+                with ExitStack() as stack:
+                    if name == "sqlite":
+                        backend = sqlite_backend(root)
+                    else:
+                        url = stack.enter_context(postgres_database(args.postgres))
+                        backend = postgres_backend(root, url)
+                    stack.callback(backend.close)
+                    nr = run_network(
+                        backend,
+                        residents=args.network_residents,
+                        exchanges=args.network_exchanges,
+                        seed=args.seed,
+                        clients=clients,
+                        workers=args.workers,
+                        concurrency=args.concurrency,
+                        time_limit=args.http_time_limit,
+                        log_dir=root,
+                    )
+                network_runs.append(nr)
+                details["network"].append(nr.as_json())
+                results += network_results(nr)
+            if not args.ledger_leaves:
+                continue
+            if name == "sqlite":
+                store = root / "ledger-store.sqlite3"
+                try:
+                    lr = run_ledger(name, f"sqlite:///{store}", args.ledger_leaves, args.seed)
+                finally:
+                    for suffix in ("", "-wal", "-shm"):
+                        Path(f"{store}{suffix}").unlink(missing_ok=True)
+            else:
+                with postgres_database(args.postgres) as url:
+                    lr = run_ledger(name, url, args.ledger_leaves, args.seed)
+            ledger_runs.append(lr)
+            details["ledger"].append(lr.as_json())
+            results += ledger_results(lr)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     only = set(args.only or PHASES)
@@ -258,6 +356,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if "merkle" in only and args.merkle_leaves < 2:
         err.print("[red]--merkle-leaves must be at least 2")
+        return 2
+    if "network" in only and (
+        args.network_exchanges == 1
+        or args.network_exchanges < 0
+        or args.network_residents < 100
+        or args.ledger_leaves < 0
+        or 0 < args.ledger_leaves <= LEDGER_APPENDS
+        or not (args.network_exchanges or args.ledger_leaves)
+    ):
+        err.print(
+            "[red]--network-exchanges must be 0 or at least 2, --network-residents at least 100, "
+            f"--ledger-leaves 0 or more than {LEDGER_APPENDS:,}, and not both 0"
+        )
         return 2
     signal.signal(signal.SIGTERM, _on_sigterm)
     if not out.is_terminal:
@@ -276,9 +387,13 @@ def main(argv: list[str] | None = None) -> int:
         "http": [],
         "pki": [],
         "merkle": [],
+        "network": [],
+        "ledger": [],
     }
     pki_runs: list[PkiRun] = []
     merkle_runs: list[MerkleRun] = []
+    network_runs: list[NetworkRun] = []
+    ledger_runs: list[LedgerRun] = []
     claim_summary: dict[str, Any] = {}
     if only & REGISTER_PHASES:
         claim_summary = _register_phases(args, only, clients, results, tallies, details, pki_runs)
@@ -287,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         merkle_runs.append(mr)
         details["merkle"].append(mr.as_json())
         results += merkle_results(mr)
+    if "network" in only:
+        _network_phase(args, clients, results, details, network_runs, ledger_runs)
 
     machine["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out.print()
@@ -319,10 +436,31 @@ def main(argv: list[str] | None = None) -> int:
         out.print(f"Merkle proofs checked ({2 * mr.proofs:,}): {verdict}", highlight=False)
         for line in mr.wrong[:10]:
             out.print(f"  {line}", highlight=False)
+    for nr in network_runs:
+        verdict = "all right" if not nr.wrong_count else f"{nr.wrong_count} WRONG"
+        checked = sum(r.count for r in nr.runs) + sum(h.exchanges.sent for h in nr.http)
+        out.print(
+            f"{nr.backend}: network answers checked ({checked:,} exchanges and their leaves, "
+            f"{nr.bundles_checked} proof bundles, ledger audit of {nr.log_size:,} leaves): {verdict}",
+            highlight=False,
+        )
+        for line in nr.wrong[:10]:
+            out.print(f"  {line}", highlight=False)
+    for lr in ledger_runs:
+        verdict = "all right" if not lr.wrong else f"{len(lr.wrong)} WRONG"
+        out.print(
+            f"{lr.backend}: ledger store checked ({lr.proofs:,} proof bundles, "
+            f"{2 * lr.appends:,} appends' indices, audit): {verdict}",
+            highlight=False,
+        )
+        for line in lr.wrong[:10]:
+            out.print(f"  {line}", highlight=False)
     failed = (
         any(not t.ok for t in tallies)
         or any(pr.wrong for pr in pki_runs)
         or any(mr.wrong for mr in merkle_runs)
+        or any(nr.wrong_count for nr in network_runs)
+        or any(lr.wrong for lr in ledger_runs)
     )
 
     if args.json:
@@ -340,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
                 "http_clients": list(clients),
                 "http_time_limit": args.http_time_limit,
                 "merkle_leaves": args.merkle_leaves,
+                "network_exchanges": args.network_exchanges,
+                "network_residents": args.network_residents,
+                "ledger_leaves": args.ledger_leaves,
             },
             "machine": machine,
             "ratio_definition": "figure / baseline, both throughputs (= baseline time / our time)",

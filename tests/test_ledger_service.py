@@ -153,3 +153,30 @@ def test_the_log_hands_out_bundles_that_verify_offline(
         log.proof_bundle(15)
     with pytest.raises(ValueError):
         log.proof_bundle(0, earlier_size=5)  # no head of that size was signed
+
+
+def test_starting_while_another_writer_appends(platform: Platform, clock: FixedClock) -> None:
+    """A worker or CLI command that opens the log while another process appends must not take
+    the appends for tampering (the newest head is read before the leaves, never after)."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def appends() -> None:
+        i = 0
+        while not stop.is_set():
+            platform.ledger.append([b"concurrent %d" % i])
+            i += 1
+
+    writer = threading.Thread(target=appends)
+    writer.start()
+    try:
+        for _ in range(40):
+            try:
+                LedgerService(platform.ledger.engine, platform.keystore, clock)
+            except LedgerIntegrityError as e:
+                errors.append(e)
+    finally:
+        stop.set()
+        writer.join()
+    assert errors == []
+    assert platform.ledger.audit() == []

@@ -51,8 +51,10 @@ class LedgerService:
         self._tree = MerkleTree()
         self._lock = threading.Lock()
         with self.engine.connect() as conn:
-            self._catch_up(conn)
+            # The head first: leaves appended after it was read only extend the tree, whereas
+            # a head read after the leaves could be newer than them (another process appending).
             head = self._newest_head(conn)
+            self._catch_up(conn)
         if head is not None and (
             head.tree_size > self._tree.size
             or self._tree.root(head.tree_size) != head.root_hash
@@ -307,17 +309,21 @@ class LedgerService:
                 tree.append_hash(bytes(h))
                 if body is not None and leaf_hash(bytes(body)) != bytes(h):
                     findings.append(f"record {idx} does not hash to its leaf")
-            heads = conn.execute(select(m.heads).order_by(m.heads.c.tree_size)).all()
-        last_ts = -1
-        for row in heads:
-            head = self._head_of(row)
-            if not verify_head(head, self.public_key):
-                findings.append(f"the head of size {head.tree_size} has a bad signature")
-            if head.tree_size > tree.size or tree.root(head.tree_size) != head.root_hash:
-                findings.append(f"the head of size {head.tree_size} does not match the leaves")
-            if head.timestamp_ms < last_ts:
-                findings.append(f"the head of size {head.tree_size} is older than the one before")
-            last_ts = head.timestamp_ms
+            heads = conn.execution_options(yield_per=50_000).execute(
+                select(m.heads).order_by(m.heads.c.tree_size)
+            )
+            last_ts = -1
+            for row in heads:  # streamed: a log signs a head per append
+                head = self._head_of(row)
+                if not verify_head(head, self.public_key):
+                    findings.append(f"the head of size {head.tree_size} has a bad signature")
+                if head.tree_size > tree.size or tree.root(head.tree_size) != head.root_hash:
+                    findings.append(f"the head of size {head.tree_size} does not match the leaves")
+                if head.timestamp_ms < last_ts:
+                    findings.append(
+                        f"the head of size {head.tree_size} is older than the one before"
+                    )
+                last_ts = head.timestamp_ms
         return findings
 
     def payload(self, index: int) -> bytes | None:

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import hashlib
 import random
-import resource
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from mynumber.ledger.merkle import MerkleTree, verify_consistency, verify_inclusion
 
-from .common import Result, err
+from .common import Result, err, peak_rss_mib
 
 __all__ = ["MerkleRun", "merkle_results", "run_merkle"]
 
@@ -42,10 +41,6 @@ BARE_RUNS = 3
 def record(i: int) -> bytes:
     """The synthetic access record of leaf `i` (64 bytes)."""
     return b"%064d" % i
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 @dataclass
@@ -110,7 +105,7 @@ def run_merkle(leaves: int, seed: int, proofs: int = PROOFS) -> MerkleRun:
     run = MerkleRun(leaves=leaves, proofs=proofs)
     err.print(f"[bold]merkle:[/] generating {leaves:,} synthetic 64-byte records")
     records = [record(i) for i in range(leaves)]
-    run.rss_records_mib = _peak_rss_mib()
+    run.rss_records_mib = peak_rss_mib()
 
     for k in range(BARE_RUNS):
         err.print(f"[bold]merkle:[/] bare SHA-256 leaf hashing, run {k + 1}/{BARE_RUNS}")
@@ -139,7 +134,7 @@ def run_merkle(leaves: int, seed: int, proofs: int = PROOFS) -> MerkleRun:
     if rebuilt.root() != tree.root():
         run.wrong.append("the tree rebuilt from leaf hashes has another head")
     del rebuilt
-    run.rss_tree_mib = _peak_rss_mib()
+    run.rss_tree_mib = peak_rss_mib()
 
     rnd = random.Random(seed)
     err.print(f"[bold]merkle:[/] {proofs:,} inclusion proofs, generated then verified")

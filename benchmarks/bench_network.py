@@ -51,7 +51,6 @@ import multiprocessing
 import os
 import queue
 import random
-import resource
 import secrets
 import signal
 import threading
@@ -95,7 +94,7 @@ from .bench_http import (
     running_server,
 )
 from .bench_import import run_import
-from .common import Result, err, progress
+from .common import Result, err, peak_rss_mib, progress
 from .data import generate_rows
 
 __all__ = [
@@ -1033,10 +1032,6 @@ def ledger_record(i: int) -> bytes:
     return _RECORD % (rid, hashlib.sha256(rid).hexdigest().encode())
 
 
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
 @dataclass
 class LedgerRun:
     backend: str
@@ -1124,7 +1119,7 @@ def run_ledger(backend: str, url: str, leaves: int, seed: int) -> LedgerRun:
             t0 = time.perf_counter()
             svc = LedgerService(engine, keys, clock)
             run.startup_seconds = time.perf_counter() - t0
-        run.rss_mib = _peak_rss_mib()
+        run.rss_mib = peak_rss_mib()
 
         extra = [ledger_record(leaves + i) for i in range(appends)]
         with _bar(
@@ -1179,7 +1174,7 @@ def run_ledger(backend: str, url: str, leaves: int, seed: int) -> LedgerRun:
         run.wrong += [f"audit: {f}" for f in findings]
         with engine.connect() as conn:
             run.heads = int(conn.execute(select(func.count()).select_from(lm.heads)).scalar_one())
-        run.rss_mib = max(run.rss_mib, _peak_rss_mib())
+        run.rss_mib = max(run.rss_mib, peak_rss_mib())
         del svc
     finally:
         engine.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -28,6 +29,7 @@ __all__ = [
     "fmt_rate",
     "machine_info",
     "out",
+    "peak_rss_mib",
     "progress",
 ]
 
@@ -35,6 +37,11 @@ out = Console()
 """The report (table, machine, correctness) goes to stdout."""
 err = Console(stderr=True)
 """Progress bars and phase notes go to stderr, so stdout stays a clean report."""
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 @dataclass

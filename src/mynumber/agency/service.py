@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.engine import Engine
 
 from mynumber.agency import models as m
@@ -58,57 +58,46 @@ class AgencyService:
     def put_records(self, agency_id: str, records: Mapping[str, Mapping[str, Any]]) -> int:
         """Create or replace business records (internal id → item → value)."""
         now = self._now()
-        r = m.records.c
-        with writing(self.engine) as conn:
-            ids = list(records)
-            for i in range(0, len(ids), _CHUNK):
-                conn.execute(
-                    delete(m.records).where(
-                        r.agency_id == agency_id, r.internal_id.in_(ids[i : i + _CHUNK])
-                    )
-                )
-            if ids:
-                conn.execute(
-                    m.records.insert(),
-                    [
-                        {
-                            "agency_id": agency_id,
-                            "internal_id": iid,
-                            "data": json.dumps(dict(data), ensure_ascii=False, sort_keys=True),
-                            "updated_at": now,
-                        }
-                        for iid, data in records.items()
-                    ],
-                )
-        return len(records)
+        rows = [
+            {
+                "agency_id": agency_id,
+                "internal_id": iid,
+                "data": json.dumps(dict(data), ensure_ascii=False, sort_keys=True),
+                "updated_at": now,
+            }
+            for iid, data in records.items()
+        ]
+        return self._replace(m.records, agency_id, rows)
 
     def store_codes(self, agency_id: str, codes: Mapping[str, str], method: str) -> int:
         """Keep the agency codes the network issued (internal id → code)."""
         now = self._now()
-        c = m.codes.c
+        rows = [
+            {
+                "agency_id": agency_id,
+                "internal_id": iid,
+                "code": code,
+                "method": method,
+                "acquired_at": now,
+            }
+            for iid, code in codes.items()
+        ]
+        return self._replace(m.codes, agency_id, rows)
+
+    def _replace(self, table: Table, agency_id: str, rows: list[dict[str, Any]]) -> int:
+        """Replace the agency's rows of `table` with these internal ids by `rows`, at once."""
+        c = table.c
+        ids = [r["internal_id"] for r in rows]
         with writing(self.engine) as conn:
-            ids = list(codes)
             for i in range(0, len(ids), _CHUNK):
                 conn.execute(
-                    delete(m.codes).where(
+                    delete(table).where(
                         c.agency_id == agency_id, c.internal_id.in_(ids[i : i + _CHUNK])
                     )
                 )
-            if ids:
-                conn.execute(
-                    m.codes.insert(),
-                    [
-                        {
-                            "agency_id": agency_id,
-                            "internal_id": iid,
-                            "code": code,
-                            "method": method,
-                            "acquired_at": now,
-                        }
-                        for iid, code in codes.items()
-                    ],
-                )
-        return len(codes)
+            if rows:
+                conn.execute(table.insert(), rows)
+        return len(rows)
 
     def code_of(self, agency_id: str, internal_id: str) -> str:
         c = m.codes.c

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from tests.relykit import serve
 
 from mynumber.agency.seed import seed_agencies
 from mynumber.cli import _import
@@ -21,6 +20,7 @@ from mynumber.municipality.bulk import export_residents
 from mynumber.network.scan import scan
 from mynumber.platform import Platform
 from mynumber.synth import DEFAULT_MUNICIPALITIES, generate_residents
+from relykit import serve
 
 RESIDENTS = 120
 

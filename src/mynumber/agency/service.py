@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from mynumber.agency import models as m
 from mynumber.clock import Clock
-from mynumber.db import writing
+from mynumber.db import read_once, writing
 from mynumber.errors import NotFoundError
 from mynumber.keystore import Keystore
 from mynumber.network.legal_basis import ITEMS
@@ -31,6 +31,9 @@ from mynumber.network.records import SIGNING_CONTEXT, ExchangeRequest, Provision
 __all__ = ["AgencyService", "SignedRequest"]
 
 _CHUNK = 500
+# The reads of every exchange, as prebuilt statements (mynumber.db.read_once).
+_CODE_SQL = "SELECT code FROM codes WHERE agency_id = ? AND internal_id = ?"
+_COPY_SQL = "SELECT value FROM copies WHERE agency_id = ? AND code = ? AND item = ?"
 
 SignedRequest = tuple[bytes, bytes]
 """(request bytes, Ed25519 signature over SIGNING_CONTEXT ‖ request bytes)"""
@@ -100,11 +103,8 @@ class AgencyService:
         return len(rows)
 
     def code_of(self, agency_id: str, internal_id: str) -> str:
-        c = m.codes.c
-        with self.engine.connect() as conn:
-            code = conn.execute(
-                select(c.code).where(c.agency_id == agency_id, c.internal_id == internal_id)
-            ).scalar_one_or_none()
+        found = read_once(self.engine, _CODE_SQL, (agency_id, internal_id))
+        code = found[0][0] if found else None
         if code is None:
             raise NotFoundError(
                 "agency.no_code",
@@ -168,12 +168,8 @@ class AgencyService:
 
     def provide(self, agency_id: str, code: str, item: str) -> Provision:
         """The intermediate server's answer to the network: by the agency's own code."""
-        k = m.copies.c
-        with self.engine.connect() as conn:
-            value = conn.execute(
-                select(k.value).where(k.agency_id == agency_id, k.code == code, k.item == item)
-            ).scalar_one_or_none()
-        return Provision(False) if value is None else Provision(True, json.loads(value))
+        found = read_once(self.engine, _COPY_SQL, (agency_id, code, item))
+        return Provision(True, json.loads(found[0][0])) if found else Provision(False)
 
     # -- the network client -----------------------------------------------------------------
 

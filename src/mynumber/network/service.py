@@ -39,7 +39,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from mynumber.clock import Clock
-from mynumber.db import writing
+from mynumber.db import read_once, writing
 from mynumber.errors import (
     AuthError,
     ConflictError,
@@ -74,6 +74,9 @@ __all__ = [
 ]
 
 CLOCK_WINDOW = dt.timedelta(minutes=5)
+# The hot reads of every exchange, as prebuilt statements (mynumber.db.read_once).
+_PERSON_SQL = "SELECT person FROM codes WHERE agency_id = ? AND code = ?"
+_SEEN_SQL = "SELECT 1 FROM requests WHERE requester = ? AND request_id = ?"
 RETENTION_YEARS = 7  # 番号法施行令 30条: access records are kept seven years
 
 REFUSALS: dict[str, tuple[str, str]] = {
@@ -369,12 +372,8 @@ class NetworkService:
     ) -> tuple[bytes | None, str, str | None, str | None, Any]:
         """(person, outcome, reason, basis id, value) for a well-signed request."""
         now = self._now()
-        c = m.codes.c
-        with self.engine.connect() as conn:
-            person = conn.execute(
-                select(c.person).where(c.agency_id == req.requester, c.code == req.subject_code)
-            ).scalar_one_or_none()
-        person = None if person is None else bytes(person)
+        found = read_once(self.engine, _PERSON_SQL, (req.requester, req.subject_code))
+        person = bytes(found[0][0]) if found else None
         if abs(req.issued_at - now) > CLOCK_WINDOW:
             return person, "refused", "network.stale_request", None, None
         if person is None:
@@ -399,6 +398,8 @@ class NetworkService:
 
     def _existing(self, req: ExchangeRequest, digest: bytes) -> ExchangeResult | None:
         """The answer to a request already recorded (a retry), or None if it is new."""
+        if not read_once(self.engine, _SEEN_SQL, (req.requester, req.request_id)):
+            return None  # the common case, answered in one round trip
         r = m.requests.c
         with self.engine.connect() as conn:
             row = conn.execute(

@@ -529,28 +529,43 @@ class JlisService:
         ).scalar_one_or_none()
         return None if enc is None else self._vault.open(enc)
 
+    def registered(
+        self, resident_codes: Sequence[str]
+    ) -> dict[str, tuple[RegisteredIdentity, str]]:
+        """The mirror's identity (current items and earlier keys) and status ("active",
+        "moved_out", "deceased", …) of each of these people it knows."""
+        t = m.identities
+        out: dict[str, tuple[RegisteredIdentity, str]] = {}
+        codes = list(dict.fromkeys(resident_codes))
+        with self.engine.connect() as conn:
+            for i in range(0, len(codes), _CHUNK):
+                for row in conn.execute(
+                    select(t).where(t.c.resident_code.in_(codes[i : i + _CHUNK]))
+                ):
+                    person = RegisteredIdentity(
+                        FiveItems(
+                            f"{row.family_name}{row.given_name}",
+                            f"{row.family_name_kana}{row.given_name_kana}",
+                            row.birth_date,
+                            row.sex,
+                            row.address,
+                        ),
+                        _split(row.earlier_name_keys),
+                        _split(row.earlier_kana_keys),
+                        _split(row.earlier_address_keys),
+                    )
+                    out[row.resident_code] = (person, row.status)
+        return out
+
     def verify(self, number: str, claim: FiveItems) -> VerifyReport:
         """A per-item report of a claimed number's registered identity against `claim`."""
         status, code = self.number_status(number)
         if code is None:
             return VerifyReport("unknown", (), False, False)
-        t = m.identities
-        with self.engine.connect() as conn:
-            row = conn.execute(select(t).where(t.c.resident_code == code)).first()
-        if row is None:
+        found = self.registered([code]).get(code)
+        if found is None:
             return VerifyReport(status, (), False, False)
-        person = RegisteredIdentity(
-            FiveItems(
-                f"{row.family_name}{row.given_name}",
-                f"{row.family_name_kana}{row.given_name_kana}",
-                row.birth_date,
-                row.sex,
-                row.address,
-            ),
-            _split(row.earlier_name_keys),
-            _split(row.earlier_kana_keys),
-            _split(row.earlier_address_keys),
-        )
+        person, _status = found
         result = compare(claim, person)
         # A retired number never verifies, whatever its items say (it may have leaked).
         active = status == "active"

@@ -670,6 +670,26 @@ class MunicipalityService:
             rows = conn.execute(q.order_by(r.c.id).limit(limit).offset(offset)).all()
         return {"total": total, "items": [self.view(row._mapping) for row in rows]}
 
+    def household_of(self, resident_code: str) -> tuple[str | None, list[str]]:
+        """The household of a resident (any municipality of this deployment): its id and the
+        resident codes of its other members still on the register."""
+        r = m.residents.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(r.municipality_code, r.household_id).where(r.resident_code == resident_code)
+            ).first()
+            if row is None or not row.household_id:
+                return None, []
+            others = conn.execute(
+                select(r.resident_code).where(
+                    r.municipality_code == row.municipality_code,
+                    r.household_id == row.household_id,
+                    r.resident_code != resident_code,
+                    r.status == Status.ACTIVE,
+                )
+            ).scalars()
+            return str(row.household_id), sorted(others)
+
     def household(self, municipality_code: str, household_id: str) -> list[dict[str, Any]]:
         r = m.residents
         with self.engine.connect() as conn:

@@ -3,7 +3,19 @@ agency). No other role imports this module."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
 
@@ -42,4 +54,47 @@ copies = Table(
     Column("refreshed_at", DateTime(timezone=True), nullable=False),
 )
 
-__all__ = ["codes", "copies", "metadata", "records"]
+# A record's link to an individual number (I3), with its provenance. The number is sealed
+# (AES-GCM) with a keyed blind index for lookup, as everywhere.
+links = Table(
+    "links",
+    metadata,
+    Column("agency_id", String(64), primary_key=True),
+    Column("internal_id", String(32), primary_key=True),
+    Column("number_index", LargeBinary(16), nullable=False),
+    Column("number_enc", LargeBinary, nullable=False),
+    Column("method", String(32), nullable=False),  # claimed_number | five_item_query | review
+    Column("policy", String(16), nullable=False),  # strict | assisted
+    Column("items", Text, nullable=False),  # JSON: item → match | match_normalised | earlier
+    Column("notes", Text, nullable=False),  # ;-separated reason codes kept as provenance
+    Column("operator", String(200), nullable=False),
+    Column("linked_at", DateTime(timezone=True), nullable=False),
+    Index("ix_links_number", "agency_id", "number_index"),
+)
+
+# The review queue: records that did not link, with the reasons; decided only by an operator
+# with a justification (nothing resolves itself).
+reviews = Table(
+    "reviews",
+    metadata,
+    Column(
+        "review_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("agency_id", String(64), nullable=False),
+    Column("internal_id", String(32), nullable=False),
+    Column("record", Text, nullable=False),  # JSON: the five items as the agency holds them
+    Column("claimed_enc", LargeBinary),  # the claimed number, sealed (None: no claim)
+    Column("reasons", Text, nullable=False),
+    Column("candidate_enc", LargeBinary),  # the number of the person the evidence points to
+    Column("state", String(10), nullable=False),  # open | linked | rejected
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("decided_by", String(200)),
+    Column("justification", Text),
+    Column("decided_at", DateTime(timezone=True)),
+    Index("ix_reviews_open", "agency_id", "state"),
+)
+
+__all__ = ["codes", "copies", "links", "metadata", "records", "reviews"]

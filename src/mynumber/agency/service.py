@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -27,6 +27,8 @@ from mynumber.errors import NotFoundError
 from mynumber.keystore import Keystore
 from mynumber.network.legal_basis import ITEMS
 from mynumber.network.records import SIGNING_CONTEXT, ExchangeRequest, Provision
+from mynumber.numbers import mask
+from mynumber.vault import NumberVault
 
 __all__ = ["AgencyService", "SignedRequest"]
 
@@ -44,6 +46,7 @@ class AgencyService:
         self.engine = engine
         self._keystore = keystore
         self._clock = clock
+        self.vault = NumberVault(keystore, "agency")
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -130,6 +133,108 @@ class AgencyService:
                 select(r.data).where(r.agency_id == agency_id, r.internal_id == internal_id)
             ).scalar_one_or_none()
         return None if data is None else dict(json.loads(data))
+
+    # -- links and the review queue (I3) ---------------------------------------------------
+
+    def store_link(
+        self,
+        agency_id: str,
+        internal_id: str,
+        number: str,
+        *,
+        method: str,
+        policy: str,
+        items: Mapping[str, str],
+        notes: Sequence[str],
+        operator: str,
+    ) -> None:
+        """Link a record to a number, with its provenance (replacing an earlier link)."""
+        row = {
+            "agency_id": agency_id,
+            "internal_id": internal_id,
+            "number_index": self.vault.index(number),
+            "number_enc": self.vault.seal(number),
+            "method": method,
+            "policy": policy,
+            "items": json.dumps(dict(items), sort_keys=True),
+            "notes": ";".join(notes),
+            "operator": operator,
+            "linked_at": self._now(),
+        }
+        self._replace(m.links, agency_id, [row])
+
+    def link_of(self, agency_id: str, internal_id: str) -> dict[str, Any] | None:
+        """The record's link with its provenance; the number masked to its last four digits."""
+        k = m.links.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(m.links).where(k.agency_id == agency_id, k.internal_id == internal_id)
+            ).first()
+        if row is None:
+            return None
+        return {
+            "internal_id": row.internal_id,
+            "individual_number": mask(self.vault.open(bytes(row.number_enc))),
+            "method": row.method,
+            "policy": row.policy,
+            "items": json.loads(row.items),
+            "notes": [n for n in row.notes.split(";") if n],
+            "operator": row.operator,
+            "linked_at": row.linked_at.isoformat(),
+        }
+
+    def queue_review(
+        self,
+        agency_id: str,
+        internal_id: str,
+        record: Mapping[str, Any],
+        reasons: Sequence[str],
+        claimed: str | None,
+        candidate: str | None,
+    ) -> int:
+        """Put a record on the review queue; its id. Nothing on it resolves itself."""
+        with writing(self.engine) as conn:
+            result = conn.execute(
+                m.reviews.insert().values(
+                    agency_id=agency_id,
+                    internal_id=internal_id,
+                    record=json.dumps(dict(record), ensure_ascii=False, sort_keys=True),
+                    claimed_enc=None if claimed is None else self.vault.seal(claimed),
+                    reasons=";".join(reasons),
+                    candidate_enc=None if candidate is None else self.vault.seal(candidate),
+                    state="open",
+                    created_at=self._now(),
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def open_reviews(self, agency_id: str) -> list[dict[str, Any]]:
+        """The agency's open review items, oldest first; numbers masked."""
+        v = m.reviews.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(m.reviews)
+                .where(v.agency_id == agency_id, v.state == "open")
+                .order_by(v.review_id)
+            ).all()
+        return [
+            {
+                "review_id": int(r.review_id),
+                "internal_id": r.internal_id,
+                "record": json.loads(r.record),
+                "reasons": [x for x in r.reasons.split(";") if x],
+                "claimed_number": None
+                if r.claimed_enc is None
+                else mask(self.vault.open(bytes(r.claimed_enc))),
+                "candidate_number": None
+                if r.candidate_enc is None
+                else mask(self.vault.open(bytes(r.candidate_enc))),
+                "created_at": r.created_at.isoformat(),
+            }
+            for r in rows
+        ]
 
     # -- the intermediate server ------------------------------------------------------------
 

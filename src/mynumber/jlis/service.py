@@ -504,16 +504,39 @@ class JlisService:
         birth: object = birth_date.isoformat() if self._sqlite else birth_date
         return read_once(self.engine, _CANDIDATES_SQL, (birth, sex, kana_key))
 
-    def five_item_query(self, claim: FiveItems) -> QueryResult:
-        """The one person whose registered items match all five (current or earlier values)."""
+    def _matches(self, claim: FiveItems) -> list[Any]:
         keys = keys_of(claim.name, claim.name_kana, claim.address)
-        matches = [
+        return [
             r
             for r in self._candidates(claim.birth_date, claim.sex, keys.name_kana)
             if (keys.name == r[2] or keys.name in _split(r[5]))
             and (keys.name_kana == r[3] or keys.name_kana in _split(r[6]))
             and (keys.address == r[4] or keys.address in _split(r[7]))
         ]
+
+    def five_item_matches(self, claim: FiveItems) -> list[str]:
+        """Resident codes of everyone whose registered items match all five — the evidence an
+        agency's linkage weighs (the query itself answers only found / none / ambiguous)."""
+        return sorted({str(r[0]) for r in self._matches(claim)})
+
+    def active_numbers(self, resident_codes: Sequence[str]) -> dict[str, str]:
+        """The active number of each of these people (for a link, or a reviewer's candidate)."""
+        n = m.numbers
+        codes = list(dict.fromkeys(resident_codes))
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(codes), _CHUNK):
+                for rc, enc in conn.execute(
+                    select(n.c.resident_code, n.c.number_enc).where(
+                        n.c.resident_code.in_(codes[i : i + _CHUNK]), n.c.status == "active"
+                    )
+                ):
+                    out[rc] = self._vault.open(enc)
+        return out
+
+    def five_item_query(self, claim: FiveItems) -> QueryResult:
+        """The one person whose registered items match all five (current or earlier values)."""
+        matches = self._matches(claim)
         if not matches:
             return QueryResult("none")
         if len(matches) > 1:

@@ -128,3 +128,81 @@ def test_without_a_number_exactly_one_person_links_and_two_are_ambiguous(
         platform, AGENCY, "H008", items(birth_date=dt.date(1901, 1, 1)), None, operator="c"
     )
     assert unknown.decision.decision == "unmatched"
+
+
+def test_a_reviewer_sees_both_records_and_decides_once(platform: Platform) -> None:
+    import threading
+
+    import pytest
+
+    from mynumber.agency.enrolment import decide, review_view
+    from mynumber.errors import ConflictError, ValidationError
+
+    rc = register(platform)
+    number = number_of(platform, rc)
+    # a typo in the kana: strict sends it to review, naming the owner
+    result = enrol(
+        platform, AGENCY, "H010", items(name_kana="タカハシイチロ"), number, operator="c"
+    )
+    assert result.decision.decision == "review" and "kana_mismatch" in result.decision.reasons
+    assert result.review_id is not None
+    view = review_view(platform, AGENCY, result.review_id)
+    assert view["registered"]["name_kana"] == "タカハシイチロウ"
+    assert view["comparison"]["name_kana"]["differs"] is True
+    assert view["comparison"]["birth_date"]["differs"] is False
+    assert number not in json.dumps(view, ensure_ascii=False)
+    with pytest.raises(ValidationError) as e:
+        decide(platform, AGENCY, result.review_id, link=True, operator="r-1", justification=" ")
+    assert e.value.code == "review.justification"
+    # two reviewers at once: one decision is recorded, the other is told
+    outcomes: list[str] = []
+
+    def go(link: bool) -> None:
+        try:
+            decide(
+                platform,
+                AGENCY,
+                result.review_id or 0,
+                link=link,
+                operator="r-2" if link else "r-3",
+                justification="本人に電話で確認 / confirmed by phone",
+            )
+            outcomes.append("ok")
+        except ConflictError as err:
+            outcomes.append(err.code)
+
+    threads = [threading.Thread(target=go, args=(b,)) for b in (True, False)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["ok", "review.decided"]
+    decided = platform.agencies.review(AGENCY, result.review_id)
+    assert decided["state"] in ("linked", "rejected") and decided["justification"]
+    link = platform.agencies.link_of(AGENCY, "H010")
+    assert (link is not None) == (decided["state"] == "linked")
+    if link is not None:
+        assert link["method"] == "review" and link["operator"] == "r-2"
+        assert link["items"]["name_kana"] == "mismatch"
+    assert platform.agencies.open_reviews(AGENCY) == []
+
+
+def test_a_record_that_names_no_one_can_only_be_rejected(platform: Platform) -> None:
+    import pytest
+
+    from mynumber.agency.enrolment import decide
+    from mynumber.errors import ConflictError, NotFoundError
+
+    result = enrol(platform, AGENCY, "H011", items(), None, operator="c")
+    assert result.decision.decision == "unmatched" and result.review_id is not None
+    with pytest.raises(ConflictError) as e:
+        decide(platform, AGENCY, result.review_id, link=True, operator="r", justification="x")
+    assert e.value.code == "review.no_candidate"
+    with pytest.raises(NotFoundError):
+        decide(
+            platform, "other-agency", result.review_id, link=False, operator="r", justification="x"
+        )
+    done = decide(
+        platform, AGENCY, result.review_id, link=False, operator="r", justification="転出済み"
+    )
+    assert done["state"] == "rejected" and done["decided_by"] == "r"

@@ -10,15 +10,16 @@ owner's household), and the agency's own storage.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from mynumber.agency.linkage import Candidate, Decision, decide_claim, decide_query
 from mynumber.errors import ValidationError
-from mynumber.identity import FiveItems
+from mynumber.identity import FiveItems, compare
 from mynumber.numbers import mask, parse_individual
 
-__all__ = ["EnrolmentResult", "enrol"]
+__all__ = ["EnrolmentResult", "decide", "enrol", "review_view"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,3 +129,62 @@ def enrol(
         linked_number,
     )
     return EnrolmentResult(decision, review_id, None)
+
+
+def review_view(p: Any, agency_id: str, review_id: int) -> dict[str, Any]:
+    """A review item side by side with the person the evidence names: the agency's record, the
+    registered identity, and how each item compares (``differs`` marks what to look at)."""
+    item: dict[str, Any] = p.agencies.review(agency_id, review_id)
+    number = p.agencies.review_candidate(agency_id, review_id)
+    item["registered"] = None
+    item["comparison"] = None
+    if number is not None:
+        _status, rc = p.jlis.number_status(number)
+        found = p.jlis.registered([rc]) if rc else {}
+        if rc in found:
+            identity, status = found[rc]
+            rec = item["record"]
+            record = FiveItems(
+                rec["name"],
+                rec["name_kana"],
+                dt.date.fromisoformat(rec["birth_date"]),
+                int(rec["sex"]),
+                rec["address"],
+            )
+            cur = identity.current
+            item["registered"] = {
+                "name": cur.name,
+                "name_kana": cur.name_kana,
+                "birth_date": cur.birth_date.isoformat(),
+                "sex": cur.sex,
+                "address": cur.address,
+                "status": status,
+            }
+            item["comparison"] = {
+                r.item: {"result": _how(r), "differs": r.result == "mismatch"}
+                for r in compare(record, identity).items
+            }
+    return item
+
+
+def decide(
+    p: Any,
+    agency_id: str,
+    review_id: int,
+    *,
+    link: bool,
+    operator: str,
+    justification: str,
+) -> dict[str, Any]:
+    """Record a reviewer's decision; a link keeps how each item compared as its provenance."""
+    view = review_view(p, agency_id, review_id)
+    items = {k: v["result"] for k, v in (view["comparison"] or {}).items()}
+    decided: dict[str, Any] = p.agencies.decide_review(
+        agency_id,
+        review_id,
+        link=link,
+        operator=operator,
+        justification=justification,
+        items=items,
+    )
+    return decided

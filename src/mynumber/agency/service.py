@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from mynumber.agency import models as m
 from mynumber.clock import Clock
 from mynumber.db import read_once, writing
-from mynumber.errors import NotFoundError
+from mynumber.errors import ConflictError, NotFoundError, ValidationError
 from mynumber.keystore import Keystore
 from mynumber.network.legal_basis import ITEMS
 from mynumber.network.records import SIGNING_CONTEXT, ExchangeRequest, Provision
@@ -235,6 +235,128 @@ class AgencyService:
             }
             for r in rows
         ]
+
+    def review(self, agency_id: str, review_id: int) -> dict[str, Any]:
+        """One review item (any state), numbers masked; the sealed numbers stay inside."""
+        row = self._review_row(agency_id, review_id)
+        return {
+            "review_id": int(row.review_id),
+            "internal_id": row.internal_id,
+            "record": json.loads(row.record),
+            "reasons": [x for x in row.reasons.split(";") if x],
+            "claimed_number": None
+            if row.claimed_enc is None
+            else mask(self.vault.open(bytes(row.claimed_enc))),
+            "candidate_number": None
+            if row.candidate_enc is None
+            else mask(self.vault.open(bytes(row.candidate_enc))),
+            "state": row.state,
+            "created_at": row.created_at.isoformat(),
+            "decided_by": row.decided_by,
+            "justification": row.justification,
+            "decided_at": None if row.decided_at is None else row.decided_at.isoformat(),
+        }
+
+    def review_candidate(self, agency_id: str, review_id: int) -> str | None:
+        """The whole number of the person the evidence points to (for the platform's side-by-side
+        view and for a link the reviewer decides); never shown."""
+        row = self._review_row(agency_id, review_id)
+        return None if row.candidate_enc is None else self.vault.open(bytes(row.candidate_enc))
+
+    def _review_row(self, agency_id: str, review_id: int) -> Any:
+        v = m.reviews.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(m.reviews).where(v.agency_id == agency_id, v.review_id == review_id)
+            ).first()
+        if row is None:
+            raise NotFoundError(
+                "review.not_found",
+                "No review item with this id at this agency.",
+                "この機関にこの審査案件はありません。",
+                field="review_id",
+            )
+        return row
+
+    def decide_review(
+        self,
+        agency_id: str,
+        review_id: int,
+        *,
+        link: bool,
+        operator: str,
+        justification: str,
+        items: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Decide an open review item: link it to the candidate the evidence names, or reject
+        it. Needs an operator and a justification; recorded; decided once."""
+        if not operator.strip() or not justification.strip():
+            raise ValidationError(
+                "review.justification",
+                "A decision needs an operator and a justification.",
+                "判断には担当者と理由が必要です。",
+                field="justification",
+            )
+        v = m.reviews.c
+        with writing(self.engine) as conn:
+            row = conn.execute(
+                select(m.reviews).where(v.agency_id == agency_id, v.review_id == review_id)
+            ).first()
+            if row is None:
+                self._review_row(agency_id, review_id)  # raises review.not_found
+            assert row is not None
+            if row.state != "open":
+                raise ConflictError(
+                    "review.decided",
+                    "This review item was already decided.",
+                    "この審査案件は判断済みです。",
+                )
+            if link and row.candidate_enc is None:
+                raise ConflictError(
+                    "review.no_candidate",
+                    "The evidence names no person: the record can only be rejected.",
+                    "証拠が本人を特定していないため、紐付けはできません（却下のみ可能）。",
+                )
+            now = self._now()
+            done = conn.execute(
+                m.reviews.update()
+                .where(v.review_id == review_id, v.state == "open")
+                .values(
+                    state="linked" if link else "rejected",
+                    decided_by=operator,
+                    justification=justification,
+                    decided_at=now,
+                )
+            ).rowcount
+            if done != 1:  # another reviewer decided it in between
+                raise ConflictError(
+                    "review.decided",
+                    "This review item was already decided.",
+                    "この審査案件は判断済みです。",
+                )
+            if link:
+                number = self.vault.open(bytes(row.candidate_enc))
+                k = m.links.c
+                conn.execute(
+                    delete(m.links).where(
+                        k.agency_id == agency_id, k.internal_id == row.internal_id
+                    )
+                )
+                conn.execute(
+                    m.links.insert().values(
+                        agency_id=agency_id,
+                        internal_id=row.internal_id,
+                        number_index=self.vault.index(number),
+                        number_enc=self.vault.seal(number),
+                        method="review",
+                        policy="review",
+                        items=json.dumps(dict(items or {}), sort_keys=True),
+                        notes=row.reasons,
+                        operator=operator,
+                        linked_at=now,
+                    )
+                )
+        return self.review(agency_id, review_id)
 
     # -- the intermediate server ------------------------------------------------------------
 

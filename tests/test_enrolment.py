@@ -206,3 +206,30 @@ def test_a_record_that_names_no_one_can_only_be_rejected(platform: Platform) -> 
         platform, AGENCY, result.review_id, link=False, operator="r", justification="転出済み"
     )
     assert done["state"] == "rejected" and done["decided_by"] == "r"
+
+
+def test_one_member_is_queued_once_however_many_clerks_try(platform: Platform) -> None:
+    import threading
+
+    from mynumber.errors import ConflictError
+
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def go() -> None:
+        try:
+            enrol(platform, AGENCY, "H020", items(), None, operator="c")
+            code = "queued"
+        except ConflictError as err:
+            code = err.code
+        with lock:
+            outcomes.append(code)
+
+    threads = [threading.Thread(target=go) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(set(outcomes)) == ["agency.member_pending", "queued"]
+    assert outcomes.count("queued") == 1
+    assert len(platform.agencies.open_reviews(AGENCY)) == 1

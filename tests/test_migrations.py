@@ -27,7 +27,11 @@ def test_migrations_match_models(platform: Platform, role: str) -> None:
     assert diff == [], diff
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"version_table": f"alembic_version_{role}"})
-        assert ctx.get_current_revision() == {"jlis": "0004", "ledger": "0002", "agency": "0002"}.get(role, "0001")
+        assert ctx.get_current_revision() == {
+            "jlis": "0004",
+            "ledger": "0002",
+            "agency": "0002",
+        }.get(role, "0001")
 
 
 def test_upgrade_twice_is_a_no_op(platform: Platform) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -95,6 +96,15 @@ reviews = Table(
     Column("justification", Text),
     Column("decided_at", DateTime(timezone=True)),
     Index("ix_reviews_open", "agency_id", "state"),
+    # One open item per record: a retry or a second clerk cannot queue the same member twice.
+    Index(
+        "uq_reviews_open_member",
+        "agency_id",
+        "internal_id",
+        unique=True,
+        sqlite_where=text("state = 'open'"),
+        postgresql_where=text("state = 'open'"),
+    ),
 )
 
 __all__ = ["codes", "copies", "links", "metadata", "records", "reviews"]

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import Table, delete, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from mynumber.agency import models as m
 from mynumber.clock import Clock
@@ -192,7 +193,28 @@ class AgencyService:
         claimed: str | None,
         candidate: str | None,
     ) -> int:
-        """Put a record on the review queue; its id. Nothing on it resolves itself."""
+        """Put a record on the review queue; its id. Nothing on it resolves itself. A record
+        already waiting on the queue is refused (``agency.member_pending``)."""
+        try:
+            return self._queue(agency_id, internal_id, record, reasons, claimed, candidate)
+        except IntegrityError:
+            raise ConflictError(
+                "agency.member_pending",
+                "This member already waits on the review queue.",
+                "この加入者は審査待ちです。",
+                field="internal_id",
+                extra={"review_id": self.open_review_of(agency_id, internal_id)},
+            ) from None
+
+    def _queue(
+        self,
+        agency_id: str,
+        internal_id: str,
+        record: Mapping[str, Any],
+        reasons: Sequence[str],
+        claimed: str | None,
+        candidate: str | None,
+    ) -> int:
         with writing(self.engine) as conn:
             result = conn.execute(
                 m.reviews.insert().values(
@@ -235,6 +257,18 @@ class AgencyService:
             }
             for r in rows
         ]
+
+    def open_review_of(self, agency_id: str, internal_id: str) -> int | None:
+        """The id of the record's open review item, if it has one (the oldest)."""
+        v = m.reviews.c
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(v.review_id)
+                .where(v.agency_id == agency_id, v.internal_id == internal_id, v.state == "open")
+                .order_by(v.review_id)
+                .limit(1)
+            ).scalar_one_or_none()
+        return None if found is None else int(found)
 
     def review(self, agency_id: str, review_id: int) -> dict[str, Any]:
         """One review item (any state), numbers masked; the sealed numbers stay inside."""

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from mynumber import __version__
+from mynumber.agency.api import router as agency_router
 from mynumber.api.auth import TokenStore
 from mynumber.api.problems import install_problem_handlers, language
 from mynumber.jlis.api import router as jlis_router
@@ -84,6 +85,7 @@ def create_app(platform: Platform, *, sync_interval: float | None = SYNC_INTERVA
     app.include_router(login_router)
     app.include_router(network_router)
     app.include_router(ledger_router)
+    app.include_router(agency_router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def landing(request: Request, lang: str | None = None) -> Any:

@@ -21,6 +21,7 @@ SCOPES = {
     "card:suspend": "the 24-hour loss line: suspend a card and hold its certificates",
     "network:admin": "register agencies and their request-signing keys with the network",
     "network:audit": "the auditor's view: anomaly report and the log's records",
+    "agency:link": "enrol an agency's members with five-item verification; review and decide links",
     "jlis:four-items": "receive the latest four basic items with the holder's consent (registered signature verifiers)",
 }
 

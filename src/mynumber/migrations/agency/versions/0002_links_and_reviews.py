@@ -55,6 +55,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("review_id"),
     )
     op.create_index("ix_reviews_open", "reviews", ["agency_id", "state"])
+    op.create_index(
+        "uq_reviews_open_member",
+        "reviews",
+        ["agency_id", "internal_id"],
+        unique=True,
+        sqlite_where=sa.text("state = 'open'"),
+        postgresql_where=sa.text("state = 'open'"),
+    )
 
 
 def downgrade() -> None:

@@ -1,0 +1,273 @@
+"""The agency's enrolment and review routes (I3) over HTTP, in process, on SQLite and PostgreSQL:
+a link with its provenance, a household member's number queued and decided once, the
+side-by-side view, the error contract — and whole individual numbers never in any answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import MUNI
+from mynumber.api.app import create_app
+from mynumber.api.auth import SCOPES, TokenStore
+from mynumber.config import Settings
+from mynumber.municipality.domain import EventKind
+from mynumber.platform import Platform
+from test_api import Api, assert_problem
+from test_jlis import ADDRESS, number_of, register
+
+AGENCY = "kenpo-test"
+A = f"/api/agency/{AGENCY}"
+
+MEMBER = {
+    "internal_id": "H001",
+    "name": "髙橋 一郎",
+    "name_kana": "タカハシ イチロウ",
+    "birth_date": "昭和60年6月15日",  # 1985-06-15
+    "sex": "男",
+    "address": ADDRESS,
+    "operator": "clerk-1",
+}
+
+
+@pytest.fixture
+def tokens(settings: Settings) -> dict[str, str]:
+    store = TokenStore(settings.data_dir / "tokens.json")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "all": store.create("all", sorted(SCOPES)),
+        "agency": store.create("agency", ["agency:link"]),
+        "query": store.create("jlis", ["jlis:query"]),
+    }
+
+
+@pytest.fixture
+def api(platform: Platform, tokens: dict[str, str]) -> Iterator[Api]:
+    with TestClient(create_app(platform), raise_server_exceptions=False) as client:
+        yield Api(client, tokens)
+
+
+def enrol(api: Api, number: str | None = None, **over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {**MEMBER, **over}
+    if number is not None:
+        body["individual_number"] = number
+    r = api.post(f"{A}/members", body, token="agency")
+    assert r.status_code == 200, r.text
+    doc: dict[str, Any] = r.json()
+    return doc
+
+
+def twins(platform: Platform) -> tuple[str, str]:
+    """(翔's number, 翼's number): twins in 髙橋 一郎's household."""
+    head = register(platform)
+    hh = platform.municipality.get_resident(MUNI, head)["household_id"]
+    codes = [
+        register(
+            platform,
+            EventKind.BIRTH,
+            given_name=given,
+            given_name_kana=kana,
+            birth_date="2026-11-20",
+            household_id=hh,
+            relationship="子",
+        )
+        for given, kana in (("翔", "ショウ"), ("翼", "ツバサ"))
+    ]
+    return number_of(platform, codes[0]), number_of(platform, codes[1])
+
+
+SHO = {
+    "internal_id": "H002",
+    "name": "髙橋翔",
+    "name_kana": "タカハシショウ",
+    "birth_date": "2026-11-20",
+    "sex": "1",
+}
+
+
+def test_enrolment_links_with_provenance_and_a_masked_notice(api: Api, platform: Platform) -> None:
+    number = number_of(platform, register(platform))
+    doc = enrol(api, number)
+    assert doc["decision"] == "linked" and doc["review_id"] is None
+    assert doc["method"] == "claimed_number"
+    assert doc["items"]["name"] == "match_normalised" and doc["items"]["sex"] == "match"
+    assert doc["notice"]["number"] == "********" + number[-4:]
+    assert number[-4:] in doc["notice"]["ja"] and number[-4:] in doc["notice"]["en"]
+    r = api.get(f"{A}/members/H001/link", token="agency")
+    assert r.status_code == 200, r.text
+    link = r.json()
+    assert link["individual_number"] == "********" + number[-4:]
+    assert (link["method"], link["policy"], link["operator"]) == (
+        "claimed_number",
+        "strict",
+        "clerk-1",
+    )
+    # a retry with the same key re-runs the enrolment: the same link, replaced
+    again = api.post(f"{A}/members", {**MEMBER, "individual_number": number}, key="k1")
+    assert again.status_code == 200
+    again = api.post(f"{A}/members", {**MEMBER, "individual_number": number}, key="k1")
+    assert again.status_code == 200 and again.json()["decision"] == "linked"
+    # without a number: a five-item query finds the one person
+    doc = enrol(api, internal_id="H009")
+    assert doc["decision"] == "linked" and doc["method"] == "five_item_query"
+    assert number not in api.texts()
+
+
+def test_no_link_is_404(api: Api) -> None:
+    assert_problem(api.get(f"{A}/members/H404/link"), 404, "agency.no_link")
+
+
+def test_household_member_number_goes_to_review_and_is_decided_once(
+    api: Api, platform: Platform
+) -> None:
+    sho, tsubasa = twins(platform)
+    doc = enrol(api, tsubasa, **SHO)  # the twin's number typed in
+    assert doc["decision"] == "review" and doc["reasons"][0] == "household_member_number"
+    assert doc["notice"] is None
+    review_id = doc["review_id"]
+    assert isinstance(review_id, int)
+    assert_problem(api.get(f"{A}/members/H002/link"), 404, "agency.no_link")
+
+    # the same member again while the item is open: refused, not queued twice
+    r = api.post(f"{A}/members", {**MEMBER, **SHO, "individual_number": tsubasa})
+    body = assert_problem(r, 409, "agency.member_pending")
+    assert body["review_id"] == review_id
+
+    [item] = api.get(f"{A}/reviews", token="agency").json()
+    assert item["review_id"] == review_id and item["internal_id"] == "H002"
+    assert item["claimed_number"] == "********" + tsubasa[-4:]
+    assert item["candidate_number"] == "********" + sho[-4:]
+
+    view = api.get(f"{A}/reviews/{review_id}", token="agency").json()
+    assert view["state"] == "open"
+    assert view["registered"]["name"].replace(" ", "") == "髙橋翔"
+    assert view["registered"]["birth_date"] == "2026-11-20"
+    assert set(view["comparison"]) == {"name", "name_kana", "birth_date", "sex", "address"}
+    assert not any(c["differs"] for c in view["comparison"].values())
+
+    path = f"{A}/reviews/{review_id}/decision"
+    # a justification is required: blank is the service's review.justification
+    blank = {"decision": "link", "operator": "reviewer-1", "justification": "  "}
+    assert_problem(api.post(path, blank), 422, "review.justification")
+    missing = {"decision": "link", "operator": "reviewer-1"}
+    assert_problem(api.post(path, missing), 422, "request.invalid")
+
+    ok = {"decision": "link", "operator": "reviewer-1", "justification": "本人確認書類で確認"}
+    r = api.post(path, ok, token="agency")
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "linked" and r.json()["decided_by"] == "reviewer-1"
+    link = api.get(f"{A}/members/H002/link").json()
+    assert link["method"] == "review" and link["individual_number"].endswith(sho[-4:])
+    assert link["items"]["birth_date"] == "match"
+    # decided once
+    assert_problem(api.post(path, ok), 409, "review.decided")
+    assert_problem(api.post(path, {**ok, "decision": "reject"}), 409, "review.decided")
+    assert api.get(f"{A}/reviews").json() == []
+    # now it may be enrolled again
+    assert enrol(api, sho, **SHO)["decision"] == "linked"
+    assert_problem(api.get(f"{A}/reviews/999999"), 404, "review.not_found")
+    text = api.texts()
+    assert sho not in text and tsubasa not in text
+
+
+def test_a_differing_item_is_flagged_and_an_unnamed_record_can_only_be_rejected(
+    api: Api, platform: Platform
+) -> None:
+    number = number_of(platform, register(platform))
+    doc = enrol(api, number, internal_id="H003", birth_date="1985-06-16")
+    assert doc["decision"] == "review" and "birth_date_mismatch" in doc["reasons"]
+    view = api.get(f"{A}/reviews/{doc['review_id']}").json()
+    assert view["comparison"]["birth_date"] == {"result": "mismatch", "differs": True}
+    assert view["comparison"]["name"]["differs"] is False
+    r = api.post(
+        f"{A}/reviews/{doc['review_id']}/decision",
+        {"decision": "reject", "operator": "r", "justification": "生年月日が異なる"},
+    )
+    assert r.status_code == 200 and r.json()["state"] == "rejected"
+    assert_problem(api.get(f"{A}/members/H003/link"), 404, "agency.no_link")
+
+    # nobody matches: the evidence names no one, so no link
+    doc = enrol(api, internal_id="H004", name="山田 花子", name_kana="ヤマダ ハナコ")
+    assert doc["decision"] == "unmatched"
+    view = api.get(f"{A}/reviews/{doc['review_id']}").json()
+    assert view["registered"] is None and view["comparison"] is None
+    r = api.post(
+        f"{A}/reviews/{doc['review_id']}/decision",
+        {"decision": "link", "operator": "r", "justification": "x"},
+    )
+    assert_problem(r, 409, "review.no_candidate")
+    assert number not in api.texts()
+
+
+@pytest.mark.parametrize(
+    ("over", "code"),
+    [
+        ({"sex": "3"}, "sex.invalid"),
+        ({"birth_date": "令和2年2月30日"}, None),
+        ({"birth_date": "not a date"}, None),
+        ({"policy": "lenient"}, "request.invalid"),
+        ({"is_admin": True}, "request.invalid"),
+        ({"internal_id": "x" * 33}, "request.invalid"),
+        ({"internal_id": "H/1"}, "request.invalid"),
+        ({"name": "   "}, "field.required"),
+        ({"name": "山\x00田"}, "request.invalid"),
+        ({"name": "\ud800"}, "request.invalid"),
+        ({"operator": ""}, "request.invalid"),
+        ({"address": 12}, "request.invalid"),
+        ({"individual_number": "1" * 41}, "request.invalid"),
+    ],
+)
+def test_bad_enrolments_are_422_in_both_languages(
+    api: Api, platform: Platform, over: dict[str, Any], code: str | None
+) -> None:
+    body = {**MEMBER, **over}
+    for lang in ("ja", "en"):
+        r = api.post(f"{A}/members", body, headers={"Accept-Language": lang})
+        problem = assert_problem(r, 422, code)
+        assert problem["code"]
+    assert platform.agencies.open_reviews(AGENCY) == []
+    assert platform.agencies.link_of(AGENCY, "H001") is None
+
+
+def test_a_bad_check_digit_is_queued_and_the_whole_number_never_shown(
+    api: Api, platform: Platform
+) -> None:
+    number = number_of(platform, register(platform))
+    bad = number[:-1] + str((int(number[-1]) + 1) % 10)
+    doc = enrol(api, bad, internal_id="H005")
+    assert (doc["decision"], doc["reasons"]) == ("rejected", ["check_digit"])
+    assert api.get(f"{A}/reviews").json()[0]["claimed_number"] is None
+    text = api.texts()
+    assert number not in text and bad not in text
+
+
+def test_auth_keys_and_paths(api: Api, platform: Platform) -> None:
+    assert_problem(api.get(f"{A}/reviews", token=None), 401, "auth.token")
+    assert_problem(api.get(f"{A}/reviews", token="bogus"), 401, "auth.token")
+    assert_problem(api.get(f"{A}/reviews", token="query"), 403, "auth.scope")
+    assert_problem(api.post(f"{A}/members", MEMBER, token=None), 401, "auth.token")
+    assert_problem(api.post(f"{A}/members", MEMBER, token="query"), 403, "auth.scope")
+    r = api.post(f"{A}/members", MEMBER, key=None)
+    assert_problem(r, 400, "idempotency.key_required")
+    r = api.post(f"{A}/reviews/1/decision", {"decision": "link"}, key=None)
+    assert_problem(r, 400, "idempotency.key_required")
+    for bad in ("KENPO", "-x", "a" * 65, "a%00b"):
+        assert_problem(api.get(f"/api/agency/{bad}/reviews"), 422, "request.invalid")
+    assert_problem(api.get(f"{A}/reviews/0"), 422, "request.invalid")
+    assert_problem(api.get(f"{A}/reviews/{2**64}"), 422, "request.invalid")
+    assert_problem(api.get(f"{A}/reviews/abc"), 422, "request.invalid")
+    assert_problem(api.get(f"{A}/members/{'x' * 33}/link"), 422, "request.invalid")
+    r = api.post(
+        f"{A}/reviews/1/decision", {"decision": "maybe", "operator": "r", "justification": "j"}
+    )
+    assert_problem(r, 422, "request.invalid")
+    r = api.post(
+        f"{A}/reviews/1/decision",
+        {"decision": "link", "operator": "r", "justification": "j", "extra": 1},
+    )
+    assert_problem(r, 422, "request.invalid")
+    assert platform.agencies.open_reviews(AGENCY) == []
+    assert all(r.status_code < 500 for r in api.responses)

@@ -1051,3 +1051,32 @@ def test_valid_messages_round_trip(req: ExchangeRequest, record: AccessRecord) -
     assert AccessRecord.from_bytes(record.to_bytes()) == record
     assert ExchangeRequest.from_bytes(req.to_bytes()).to_bytes() == req.to_bytes()
     assert AccessRecord.from_bytes(record.to_bytes()).to_bytes() == record.to_bytes()
+
+
+def test_jlis_answers_a_current_address_with_the_move_the_register_recorded(
+    platform: Platform,
+) -> None:
+    """J-LIS's copy (本人確認情報) follows the identity mirror: after a move, the pension service
+    asking for the current address gets the new one, without a refresh of the whole copy."""
+    from mynumber.municipality.domain import EventKind
+
+    w = world(platform)
+    rc = w.people(NENKIN, JLIS)[0]
+    before = w.ask(ADDRESS, rc)
+    assert before.outcome == "provided"
+    municipality = platform.municipality.municipality_codes()[0]
+    new_address = "東京都新宿区大久保三丁目4番5号"
+    platform.municipality.record(
+        municipality,
+        EventKind.MOVE_WITHIN,
+        {"address": new_address, "postal_code": "1690072"},
+        resident_code=rc,
+    )
+    platform.sync()
+    after = w.ask(ADDRESS, rc)
+    assert after.outcome == "provided" and after.value["address"] == new_address
+    assert after.value["postal_code"] == "1690072"
+    assert before.value != after.value
+    # someone who did not move keeps their address
+    other = [x for x in w.people(NENKIN, JLIS) if x != rc][0]
+    assert w.ask(ADDRESS, other).value == w.value(JLIS, other, "current_address")

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
 from mynumber.csvformat import NAME_ALIASES, REQUIRED_COLUMNS, RESIDENT_COLUMNS
 from mynumber.errors import ValidationError
 
-__all__ = ["count_lines", "detect_encoding", "read_residents"]
+__all__ = ["count_lines", "decode_file", "detect_encoding", "read_residents", "read_rows"]
 
 csv.field_size_limit(1 << 20)
 
@@ -41,6 +41,19 @@ def detect_encoding(sample: bytes) -> str:
     try:
         codecs.getincrementaldecoder("cp932")().decode(sample, final=False)
         return "cp932"
+    except UnicodeDecodeError:
+        raise _not_utf8_or_cp932() from None
+
+
+def decode_file(path: Path) -> tuple[str, str]:
+    """(text, encoding) of a whole file judged as :func:`detect_encoding` judges its start; a NUL
+    anywhere, or a part that is not valid in the detected encoding, is ``csv.encoding``."""
+    data = path.read_bytes()
+    encoding = detect_encoding(data[: 1 << 16])
+    if b"\x00" in data:
+        raise _not_utf8_or_cp932()
+    try:
+        return data.decode(encoding), encoding
     except UnicodeDecodeError:
         raise _not_utf8_or_cp932() from None
 
@@ -86,12 +99,20 @@ def read_residents(
     fh: IO[str],
 ) -> Iterator[tuple[int, dict[str, str | None] | ValidationError]]:
     """(line number, fields) for each row, or the row's error; the header line is 1."""
+    return read_rows(fh, _check_header)
+
+
+def read_rows(
+    fh: IO[str], check_header: Callable[[list[str]], list[str]]
+) -> Iterator[tuple[int, dict[str, str | None] | ValidationError]]:
+    """(line number, fields) for each row of any CSV format, or the row's error (``csv.row_width``);
+    `check_header` turns the header into the column names or raises. Blank lines are skipped."""
     reader = csv.reader(fh)
     try:
         header = next(reader)
     except StopIteration:
         raise ValidationError("csv.empty", "The file is empty.", "ファイルが空です。") from None
-    cols = _check_header(header)
+    cols = check_header(header)
     width = len(cols)
     end = reader.line_num
     for row in reader:

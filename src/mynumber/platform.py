@@ -6,7 +6,8 @@ In one process the roles call each other's services directly; each still owns it
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +88,10 @@ class Platform:
         )
         self.network.connect_holder("*", self.agencies)
         self.network.reconcile()
+        # J-LIS's 本人確認情報 as an information holder: its copy follows the mirror, so an agency
+        # asking for a current address after a move gets the new one (applied after each sync).
+        self._moved = threading.local()
+        self.jlis.on_identity_change(self._note_moves)
 
     def _after_change(self) -> None:
         if not self.auto_sync:
@@ -101,10 +106,31 @@ class Platform:
 
         Certificates are revoked inside the sync itself; after it, the cards of people who died
         are closed (returned, or cancelled if not yet handed over)."""
+        self._moved.addresses = {}
         applied = self.jlis.sync(self.municipality)
         if applied:
             self.cards.close_for_deceased()
+        moved: dict[str, dict[str, Any]] = getattr(self._moved, "addresses", {})
+        if moved:
+            self.agencies.update_items("jlis", moved, "jlis")
         return applied
+
+    def _note_moves(self, _conn: Any, changes: Sequence[Any]) -> None:
+        moved = getattr(self._moved, "addresses", None)
+        if moved is None:
+            return
+        for ch in changes:
+            before, after = ch.before, ch.after
+            if (before.get("address"), before.get("postal_code")) != (
+                after.get("address"),
+                after.get("postal_code"),
+            ):
+                moved[ch.resident_code] = {
+                    "current_address": {
+                        "postal_code": after.get("postal_code"),
+                        "address": after.get("address"),
+                    }
+                }
 
     def number_change(
         self, resident_code: str, idempotency_key: str | None = None

@@ -427,6 +427,55 @@ class AgencyService:
                 conn.execute(m.copies.insert(), copy)
         return len(copy)
 
+    def update_items(
+        self, agency_id: str, changes: Mapping[str, Mapping[str, Any]], kind: str
+    ) -> int:
+        """Change some items of existing records (internal id → item → value) and carry them
+        into the intermediate server's copy at once; records the agency does not hold are
+        ignored. Returns the records changed."""
+        offered = set(ITEMS.get(kind, {}))
+        now = self._now()
+        r, c, k = m.records.c, m.codes.c, m.copies.c
+        changed = 0
+        with writing(self.engine) as conn:
+            for iid, items in changes.items():
+                data = conn.execute(
+                    select(r.data).where(r.agency_id == agency_id, r.internal_id == iid)
+                ).scalar_one_or_none()
+                if data is None:
+                    continue
+                merged = {**json.loads(data), **items}
+                conn.execute(
+                    m.records.update()
+                    .where(r.agency_id == agency_id, r.internal_id == iid)
+                    .values(
+                        data=json.dumps(merged, ensure_ascii=False, sort_keys=True), updated_at=now
+                    )
+                )
+                code = conn.execute(
+                    select(c.code).where(c.agency_id == agency_id, c.internal_id == iid)
+                ).scalar_one_or_none()
+                for item, value in items.items():
+                    if code is None or item not in offered:
+                        continue
+                    conn.execute(
+                        delete(m.copies).where(
+                            k.agency_id == agency_id, k.code == code, k.item == item
+                        )
+                    )
+                    conn.execute(
+                        m.copies.insert().values(
+                            agency_id=agency_id,
+                            code=code,
+                            item=item,
+                            internal_id=iid,
+                            value=json.dumps(value, ensure_ascii=False, sort_keys=True),
+                            refreshed_at=now,
+                        )
+                    )
+                changed += 1
+        return changed
+
     def provide(self, agency_id: str, code: str, item: str) -> Provision:
         """The intermediate server's answer to the network: by the agency's own code."""
         found = read_once(self.engine, _COPY_SQL, (agency_id, code, item))

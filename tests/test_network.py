@@ -1078,5 +1078,5 @@ def test_jlis_answers_a_current_address_with_the_move_the_register_recorded(
     assert after.value["postal_code"] == "1690072"
     assert before.value != after.value
     # someone who did not move keeps their address
-    other = [x for x in w.people(NENKIN, JLIS) if x != rc][0]
+    other = next(x for x in w.people(NENKIN, JLIS) if x != rc)
     assert w.ask(ADDRESS, other).value == w.value(JLIS, other, "current_address")

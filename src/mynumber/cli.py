@@ -478,6 +478,7 @@ def serve(
 
 import mynumber.cli_agency  # noqa: E402  (agency enrol|reviews|review|decide)
 import mynumber.cli_ledger  # noqa: E402  (verify-proof)
+import mynumber.cli_link  # noqa: E402  (link ROLL --agency --out)
 import mynumber.cli_network  # noqa: E402  (ledger audit|scan, network …)
 import mynumber.cli_verify  # noqa: E402, F401  (sign, verify-signature, verifier …)
 from mynumber.cli_card import card_app  # noqa: E402

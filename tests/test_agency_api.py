@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import MUNI
 from mynumber.api.app import create_app
 from mynumber.api.auth import SCOPES, TokenStore
 from mynumber.config import Settings
-from mynumber.municipality.domain import EventKind
 from mynumber.platform import Platform
 from test_api import Api, assert_problem
+from test_enrolment import register_twins
 from test_jlis import ADDRESS, number_of, register
 
 AGENCY = "kenpo-test"
@@ -62,21 +61,8 @@ def enrol(api: Api, number: str | None = None, **over: Any) -> dict[str, Any]:
 
 def twins(platform: Platform) -> tuple[str, str]:
     """(翔's number, 翼's number): twins in 髙橋 一郎's household."""
-    head = register(platform)
-    hh = platform.municipality.get_resident(MUNI, head)["household_id"]
-    codes = [
-        register(
-            platform,
-            EventKind.BIRTH,
-            given_name=given,
-            given_name_kana=kana,
-            birth_date="2026-11-20",
-            household_id=hh,
-            relationship="子",
-        )
-        for given, kana in (("翔", "ショウ"), ("翼", "ツバサ"))
-    ]
-    return number_of(platform, codes[0]), number_of(platform, codes[1])
+    codes = register_twins(platform)
+    return number_of(platform, codes["翔"]), number_of(platform, codes["翼"])
 
 
 SHO = {

@@ -7,9 +7,8 @@ import os
 import subprocess
 import sys
 
-from conftest import MUNI
-from mynumber.municipality.domain import EventKind
 from mynumber.platform import Platform
+from test_enrolment import register_twins
 from test_jlis import ADDRESS, number_of, register
 
 AGENCY = "kenpo-test"
@@ -78,23 +77,8 @@ def test_enrol_links_and_prints_only_the_masked_number(platform: Platform) -> No
 
 
 def test_review_flow_household_member_number(platform: Platform) -> None:
-    head = register(platform)
-    hh = platform.municipality.get_resident(MUNI, head)["household_id"]
-    sho, tsubasa = (
-        number_of(
-            platform,
-            register(
-                platform,
-                EventKind.BIRTH,
-                given_name=given,
-                given_name_kana=kana,
-                birth_date="2026-11-20",
-                household_id=hh,
-                relationship="子",
-            ),
-        )
-        for given, kana in (("翔", "ショウ"), ("翼", "ツバサ"))
-    )
+    codes = register_twins(platform)
+    sho, tsubasa = (number_of(platform, codes[g]) for g in ("翔", "翼"))
     member = [
         "--name",
         "髙橋翔",

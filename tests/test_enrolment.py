@@ -37,12 +37,11 @@ def test_a_five_item_match_links_with_provenance_and_a_notice(platform: Platform
     assert number.encode() not in bytes(raw)
 
 
-def test_a_family_members_number_goes_to_review_naming_the_right_person(
-    platform: Platform,
-) -> None:
+def register_twins(platform: Platform) -> dict[str, str]:
+    """Twins 翔 and 翼 (born 2026-11-20) in 髙橋 一郎's household: given name → resident code."""
     head = register(platform)
     hh = platform.municipality.get_resident(MUNI, head)["household_id"]
-    twins = {
+    return {
         given: register(
             platform,
             EventKind.BIRTH,
@@ -54,6 +53,12 @@ def test_a_family_members_number_goes_to_review_naming_the_right_person(
         )
         for given, kana in (("翔", "ショウ"), ("翼", "ツバサ"))
     }
+
+
+def test_a_family_members_number_goes_to_review_naming_the_right_person(
+    platform: Platform,
+) -> None:
+    twins = register_twins(platform)
     sho = items(name="髙橋翔", name_kana="タカハシショウ", birth_date=D(2026, 11, 20))
     wrong = number_of(platform, twins["翼"])  # the twin's number typed in
     result = enrol(platform, AGENCY, "H002", sho, wrong, operator="clerk-1")

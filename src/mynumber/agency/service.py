@@ -196,7 +196,22 @@ class AgencyService:
         """Put a record on the review queue; its id. Nothing on it resolves itself. A record
         already waiting on the queue is refused (``agency.member_pending``)."""
         try:
-            return self._queue(agency_id, internal_id, record, reasons, claimed, candidate)
+            with writing(self.engine) as conn:
+                result = conn.execute(
+                    m.reviews.insert().values(
+                        agency_id=agency_id,
+                        internal_id=internal_id,
+                        record=json.dumps(dict(record), ensure_ascii=False, sort_keys=True),
+                        claimed_enc=None if claimed is None else self.vault.seal(claimed),
+                        reasons=";".join(reasons),
+                        candidate_enc=None if candidate is None else self.vault.seal(candidate),
+                        state="open",
+                        created_at=self._now(),
+                    )
+                )
+                key = result.inserted_primary_key
+                assert key is not None
+                return int(key[0])
         except IntegrityError:
             raise ConflictError(
                 "agency.member_pending",
@@ -205,32 +220,6 @@ class AgencyService:
                 field="internal_id",
                 extra={"review_id": self.open_review_of(agency_id, internal_id)},
             ) from None
-
-    def _queue(
-        self,
-        agency_id: str,
-        internal_id: str,
-        record: Mapping[str, Any],
-        reasons: Sequence[str],
-        claimed: str | None,
-        candidate: str | None,
-    ) -> int:
-        with writing(self.engine) as conn:
-            result = conn.execute(
-                m.reviews.insert().values(
-                    agency_id=agency_id,
-                    internal_id=internal_id,
-                    record=json.dumps(dict(record), ensure_ascii=False, sort_keys=True),
-                    claimed_enc=None if claimed is None else self.vault.seal(claimed),
-                    reasons=";".join(reasons),
-                    candidate_enc=None if candidate is None else self.vault.seal(candidate),
-                    state="open",
-                    created_at=self._now(),
-                )
-            )
-            key = result.inserted_primary_key
-            assert key is not None
-            return int(key[0])
 
     def open_reviews(self, agency_id: str) -> list[dict[str, Any]]:
         """The agency's open review items, oldest first; numbers masked."""
@@ -241,22 +230,7 @@ class AgencyService:
                 .where(v.agency_id == agency_id, v.state == "open")
                 .order_by(v.review_id)
             ).all()
-        return [
-            {
-                "review_id": int(r.review_id),
-                "internal_id": r.internal_id,
-                "record": json.loads(r.record),
-                "reasons": [x for x in r.reasons.split(";") if x],
-                "claimed_number": None
-                if r.claimed_enc is None
-                else mask(self.vault.open(bytes(r.claimed_enc))),
-                "candidate_number": None
-                if r.candidate_enc is None
-                else mask(self.vault.open(bytes(r.candidate_enc))),
-                "created_at": r.created_at.isoformat(),
-            }
-            for r in rows
-        ]
+        return [self._review_json(r, full=False) for r in rows]
 
     def open_review_of(self, agency_id: str, internal_id: str) -> int | None:
         """The id of the record's open review item, if it has one (the oldest)."""
@@ -272,24 +246,31 @@ class AgencyService:
 
     def review(self, agency_id: str, review_id: int) -> dict[str, Any]:
         """One review item (any state), numbers masked; the sealed numbers stay inside."""
-        row = self._review_row(agency_id, review_id)
-        return {
+        return self._review_json(self._review_row(agency_id, review_id), full=True)
+
+    def _review_json(self, row: Any, *, full: bool) -> dict[str, Any]:
+        """A review row as shown: numbers masked; with `full`, its state and decision too."""
+
+        def masked(sealed: bytes | None) -> str | None:
+            return None if sealed is None else mask(self.vault.open(bytes(sealed)))
+
+        doc: dict[str, Any] = {
             "review_id": int(row.review_id),
             "internal_id": row.internal_id,
             "record": json.loads(row.record),
             "reasons": [x for x in row.reasons.split(";") if x],
-            "claimed_number": None
-            if row.claimed_enc is None
-            else mask(self.vault.open(bytes(row.claimed_enc))),
-            "candidate_number": None
-            if row.candidate_enc is None
-            else mask(self.vault.open(bytes(row.candidate_enc))),
-            "state": row.state,
+            "claimed_number": masked(row.claimed_enc),
+            "candidate_number": masked(row.candidate_enc),
             "created_at": row.created_at.isoformat(),
-            "decided_by": row.decided_by,
-            "justification": row.justification,
-            "decided_at": None if row.decided_at is None else row.decided_at.isoformat(),
         }
+        if full:
+            doc.update(
+                state=row.state,
+                decided_by=row.decided_by,
+                justification=row.justification,
+                decided_at=None if row.decided_at is None else row.decided_at.isoformat(),
+            )
+        return doc
 
     def review_candidate(self, agency_id: str, review_id: int) -> str | None:
         """The whole number of the person the evidence points to (for the platform's side-by-side

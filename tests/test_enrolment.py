@@ -238,3 +238,23 @@ def test_one_member_is_queued_once_however_many_clerks_try(platform: Platform) -
     assert sorted(set(outcomes)) == ["agency.member_pending", "queued"]
     assert outcomes.count("queued") == 1
     assert len(platform.agencies.open_reviews(AGENCY)) == 1
+
+
+def test_a_member_waiting_for_review_is_not_linked_behind_the_reviewers_back(
+    platform: Platform,
+) -> None:
+    """Once queued, a record is decided on the queue: a second enrolment that would now link
+    (the clerk corrected the kana) is refused and stores nothing."""
+    import pytest
+
+    from mynumber.errors import ConflictError
+
+    rc = register(platform)
+    number = number_of(platform, rc)
+    first = enrol(platform, AGENCY, "H030", items(name_kana="タカハシイチロ"), number, operator="c")
+    assert first.decision.decision == "review"
+    with pytest.raises(ConflictError) as e:
+        enrol(platform, AGENCY, "H030", items(), number, operator="c")
+    assert e.value.code == "agency.member_pending"
+    assert e.value.extra["review_id"] == first.review_id
+    assert platform.agencies.link_of(AGENCY, "H030") is None

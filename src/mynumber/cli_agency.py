@@ -13,7 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from mynumber.cli import DatabaseUrl, DataDir, app, fail, out, platform_for
-from mynumber.errors import ConflictError, MynumberError, ValidationError
+from mynumber.errors import MynumberError, ValidationError
+from mynumber.numbers import mask
 
 __all__ = ["agency_app"]
 
@@ -125,15 +126,6 @@ def agency_enrol(
         )
         claimed = number if number and number.strip() else None
         with platform_for(data_dir, database_url) as p:
-            pending = p.agencies.open_review_of(agency, internal_id)
-            if pending is not None:
-                raise ConflictError(
-                    "agency.member_pending",
-                    f"This member is already on the review queue (item {pending}): decide it "
-                    "first.",
-                    f"この記録は審査待ちです（案件 {pending}）。先に判断してください。",
-                    field="internal_id",
-                )
             result = enrol(
                 p, agency, internal_id, record, claimed, operator=operator, policy=policy
             )
@@ -148,7 +140,7 @@ def agency_enrol(
     reasons = ", ".join(doc["reasons"]) or "—"
     out.print(f"decision: {doc['decision']}  method: {doc['method']}  reasons: {escape(reasons)}")
     if doc["notice"] is not None:
-        out.print(f"linked / 紐付け済み: {doc['notice']['number']}", highlight=False)
+        out.print(f"linked / 紐付け済み: {mask(doc['notice']['number'])}", highlight=False)
         out.print(doc["notice"]["ja"], highlight=False, markup=False)
         out.print(doc["notice"]["en"], highlight=False, markup=False)
     else:
@@ -273,4 +265,5 @@ def agency_decide(
         highlight=False,
     )
     if linked is not None:
-        out.print(f"linked / 紐付け済み: {linked['individual_number']}", highlight=False)
+        # link_of masks already; masking again keeps this line safe if that ever changes
+        out.print(f"linked / 紐付け済み: {mask(linked['individual_number'])}", highlight=False)

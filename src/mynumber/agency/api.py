@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mynumber.agency.enrolment import decide, enrol, review_view
 from mynumber.api.deps import PLAIN_TEXT, IdempotencyKey, PlatformDep, require
 from mynumber.api.problems import PROBLEM_RESPONSES
-from mynumber.errors import ConflictError, NotFoundError, ValidationError
+from mynumber.errors import NotFoundError, ValidationError
 from mynumber.jlis.api import FiveItemsIn
 
 __all__ = ["router"]
@@ -174,15 +174,6 @@ def enrol_member(agency_id: AgencyId, body: EnrolIn, p: PlatformDep, _key: Idemp
     _utf8(body)
     record = body.items()
     operator = _required(body.operator, "operator")
-    pending = p.agencies.open_review_of(agency_id, body.internal_id)
-    if pending is not None:
-        raise ConflictError(
-            "agency.member_pending",
-            f"This member is already on the review queue (item {pending}): decide it first.",
-            f"この記録は審査待ちです（案件 {pending}）。先に判断してください。",
-            field="internal_id",
-            extra={"review_id": pending},
-        )
     claimed = body.individual_number
     if claimed is not None and not claimed.strip():
         claimed = None

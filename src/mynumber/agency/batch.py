@@ -76,8 +76,6 @@ def link_one(
     p: Any, agency_id: str, record: RollRecord, *, operator: str, policy: str
 ) -> RollDecision:
     """One record of a roll: enrolled as a single member would be (see the module docstring)."""
-    if p.agencies.open_review_of(agency_id, record.record_id) is not None:
-        return _pending(record)
     try:
         result = enrol(
             p,
@@ -89,7 +87,7 @@ def link_one(
             policy=policy,
         )
     except ConflictError as e:
-        if e.code != "agency.member_pending":  # queued meanwhile by someone else
+        if e.code != "agency.member_pending":
             raise
         return _pending(record)
     decision = result.decision

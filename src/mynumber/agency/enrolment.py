@@ -65,7 +65,9 @@ def enrol(
     operator: str,
     policy: str = "strict",
 ) -> EnrolmentResult:
-    """Verify and link (or queue) one agency record; see the module docstring."""
+    """Verify and link (or queue) one agency record; see the module docstring. A record already
+    waiting on the review queue is refused (``agency.member_pending``): decide it first."""
+    p.agencies.require_not_pending(agency_id, internal_id)
     number: str | None = None
     if claimed is None:
         matches = _candidates(p, p.jlis.five_item_matches(record))

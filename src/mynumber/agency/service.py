@@ -213,13 +213,22 @@ class AgencyService:
                 assert key is not None
                 return int(key[0])
         except IntegrityError:
-            raise ConflictError(
-                "agency.member_pending",
-                "This member already waits on the review queue.",
-                "この加入者は審査待ちです。",
-                field="internal_id",
-                extra={"review_id": self.open_review_of(agency_id, internal_id)},
-            ) from None
+            raise self._pending(agency_id, internal_id) from None
+
+    def require_not_pending(self, agency_id: str, internal_id: str) -> None:
+        """``agency.member_pending`` if the record waits on the review queue: decide it first."""
+        if self.open_review_of(agency_id, internal_id) is not None:
+            raise self._pending(agency_id, internal_id)
+
+    def _pending(self, agency_id: str, internal_id: str) -> ConflictError:
+        pending = self.open_review_of(agency_id, internal_id)
+        return ConflictError(
+            "agency.member_pending",
+            f"This member is already on the review queue (item {pending}): decide it first.",
+            f"この記録は審査待ちです（案件 {pending}）。先に判断してください。",
+            field="internal_id",
+            extra={"review_id": pending},
+        )
 
     def open_reviews(self, agency_id: str) -> list[dict[str, Any]]:
         """The agency's open review items, oldest first; numbers masked."""

@@ -1,9 +1,13 @@
 """The agency's enrolment and review routes (I3) over HTTP, in process, on SQLite and PostgreSQL:
 a link with its provenance, a household member's number queued and decided once, the
-side-by-side view, the error contract — and whole individual numbers never in any answer."""
+side-by-side view, the error contract — and whole individual numbers never in any answer. A
+clerk's token is bound to one agency: another agency's records and queue are refused (403
+``auth.wrong_agency``) before anything is read or written."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +24,8 @@ from test_jlis import ADDRESS, number_of, register
 
 AGENCY = "kenpo-test"
 A = f"/api/agency/{AGENCY}"
+OTHER = "kenpo-other"
+B = f"/api/agency/{OTHER}"
 
 MEMBER = {
     "internal_id": "H001",
@@ -32,15 +38,29 @@ MEMBER = {
 }
 
 
+UNBOUND = "mnt_a-token-minted-before-agency-bindings"
+
+
 @pytest.fixture
 def tokens(settings: Settings) -> dict[str, str]:
     store = TokenStore(settings.data_dir / "tokens.json")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return {
-        "all": store.create("all", sorted(SCOPES)),
-        "agency": store.create("agency", ["agency:link"]),
+    clerk_scopes = sorted(set(SCOPES) - {"agency:admin"})
+    made = {
+        # every scope but the platform-wide one: a clerk of AGENCY (the tests' default token)
+        "all": store.create("all", clerk_scopes, agency=AGENCY),
+        "agency": store.create("agency", ["agency:link"], agency=AGENCY),
+        "other": store.create("other-clerk", ["agency:link"], agency=OTHER),
+        "admin": store.create("operator", ["agency:admin"]),
         "query": store.create("jlis", ["jlis:query"]),
     }
+    # An agency:link token from before tokens were bound (TokenStore no longer mints one).
+    path = settings.data_dir / "tokens.json"
+    data = json.loads(path.read_text())
+    digest = hashlib.sha256(UNBOUND.encode()).hexdigest()
+    data["tokens"].append({"name": "legacy", "scopes": ["agency:link"], "digest": digest})
+    path.write_text(json.dumps(data))
+    return made | {"unbound": UNBOUND}
 
 
 @pytest.fixture
@@ -257,3 +277,115 @@ def test_auth_keys_and_paths(api: Api, platform: Platform) -> None:
     assert_problem(r, 422, "request.invalid")
     assert platform.agencies.open_reviews(AGENCY) == []
     assert all(r.status_code < 500 for r in api.responses)
+
+
+# -- one agency per token -----------------------------------------------------------------------
+
+
+def _state(platform: Platform, agency: str) -> Any:
+    """Everything the agency routes could change for `agency`."""
+    reviews = platform.agencies.open_reviews(agency)
+    return (
+        reviews,
+        [platform.agencies.review(agency, r["review_id"]) for r in reviews],
+        {iid: platform.agencies.link_of(agency, iid) for iid in ("H001", "H002", "H777")},
+    )
+
+
+def _other_agency_with_a_link_and_a_review(api: Api, platform: Platform) -> tuple[str, int]:
+    """OTHER's own clerk links 髙橋 一郎 and queues a twin; (the linked number, the review id)."""
+    number = number_of(platform, register(platform))
+    _sho, tsubasa = twins(platform)
+    r = api.post(f"{B}/members", {**MEMBER, "individual_number": number}, token="other")
+    assert r.status_code == 200 and r.json()["decision"] == "linked", r.text
+    body = {**MEMBER, **SHO, "individual_number": tsubasa}
+    r = api.post(f"{B}/members", body, token="other")
+    assert r.status_code == 200 and r.json()["decision"] == "review", r.text
+    review_id = r.json()["review_id"]
+    assert isinstance(review_id, int)
+    return number, review_id
+
+
+def _every_route(review_id: int) -> list[tuple[str, str, Any]]:
+    """(method, path, body) of every agency route, under OTHER."""
+    decision = {"decision": "reject", "operator": "clerk-1", "justification": "別人"}
+    return [
+        ("POST", f"{B}/members", {**MEMBER, "internal_id": "H777"}),
+        ("GET", f"{B}/members/H001/link", None),
+        ("GET", f"{B}/reviews", None),
+        ("GET", f"{B}/reviews/{review_id}", None),
+        ("POST", f"{B}/reviews/{review_id}/decision", decision),
+    ]
+
+
+PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "messages", "field", "instance"}
+
+
+def _call(api: Api, method: str, path: str, body: Any, token: str, **kw: Any) -> Any:
+    if method == "GET":
+        return api.get(path, token=token, **kw)
+    return api.post(path, body, token=token, **kw)
+
+
+@pytest.mark.parametrize("route", range(5), ids=["enrol", "link", "reviews", "review", "decide"])
+def test_a_token_of_one_agency_cannot_act_for_another(
+    api: Api, platform: Platform, route: int
+) -> None:
+    number, review_id = _other_agency_with_a_link_and_a_review(api, platform)
+    before = _state(platform, OTHER)
+    method, path, body = _every_route(review_id)[route]
+    for token in ("agency", "all"):  # AGENCY's clerk, with or without every other scope
+        for lang in ("ja", "en"):
+            r = _call(api, method, path, body, token, headers={"Accept-Language": lang})
+            problem = assert_problem(r, 403, "auth.wrong_agency")
+            assert problem["field"] == "agency_id"
+            # nothing of OTHER's in the answer: the problem alone
+            assert set(problem) <= PROBLEM_KEYS, problem
+            assert number[-4:] not in r.text
+    # refused before the body and the key are even looked at
+    if method == "POST":
+        r = _call(api, method, path, {"nonsense": True}, "agency", key=None)
+        assert_problem(r, 403, "auth.wrong_agency")
+    assert _state(platform, OTHER) == before
+    assert _state(platform, AGENCY) == ([], [], dict.fromkeys(("H001", "H002", "H777")))
+    # OTHER's own clerk still can, and so can the platform-wide operator
+    for token in ("other", "admin"):
+        r = _call(api, method, path, body, token)
+        assert r.status_code == 200, (token, r.text)
+        if method == "POST":
+            break  # the decision is made once, and H777 is enrolled once
+    assert _state(platform, OTHER) != before or method == "GET"
+
+
+def test_the_right_agency_sees_only_its_own_queue(api: Api, platform: Platform) -> None:
+    _number, other_review = _other_agency_with_a_link_and_a_review(api, platform)
+    sho, tsubasa = twins(platform)
+    doc = enrol(api, tsubasa, **SHO)  # AGENCY's own clerk, AGENCY's own queue
+    assert doc["decision"] == "review"
+    mine = api.get(f"{A}/reviews", token="agency").json()
+    assert [i["review_id"] for i in mine] == [doc["review_id"]]
+    theirs = api.get(f"{B}/reviews", token="other").json()
+    assert [i["review_id"] for i in theirs] == [other_review]
+    # an id of OTHER's queue under AGENCY's path is simply not AGENCY's
+    assert_problem(api.get(f"{A}/reviews/{other_review}", token="agency"), 404, "review.not_found")
+    ok = {"decision": "link", "operator": "clerk-1", "justification": "本人確認書類で確認"}
+    r = api.post(f"{A}/reviews/{doc['review_id']}/decision", ok, token="agency")
+    assert r.status_code == 200 and r.json()["state"] == "linked", r.text
+    assert (
+        api.get(f"{A}/members/H002/link", token="agency")
+        .json()["individual_number"]
+        .endswith(sho[-4:])
+    )
+    assert [i["review_id"] for i in api.get(f"{B}/reviews", token="admin").json()] == [other_review]
+
+
+@pytest.mark.parametrize("route", range(5), ids=["enrol", "link", "reviews", "review", "decide"])
+def test_a_token_bound_to_no_agency_cannot_use_the_agency_routes(
+    api: Api, platform: Platform, route: int
+) -> None:
+    _number, review_id = _other_agency_with_a_link_and_a_review(api, platform)
+    before = _state(platform, OTHER)
+    method, path, body = _every_route(review_id)[route]
+    assert_problem(_call(api, method, path, body, "unbound"), 403, "auth.agency_unbound")
+    assert_problem(_call(api, method, path, body, "query"), 403, "auth.scope")
+    assert _state(platform, OTHER) == before

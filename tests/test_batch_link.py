@@ -10,6 +10,7 @@ import os
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -98,13 +99,19 @@ def build(p: Platform) -> tuple[list[list[str]], Expected, list[str]]:
     )
     expected["HH"] = ("review", None, people[9][4][-4:])
     unknown = unissued_number(p)
+    # a claim that is nobody's (unissued, a typo, too short), on a record whose five items
+    # identify exactly one person: stage 2 links that person and flags the claim
+    flagged = ("claimed_number_ignored",)
     row("UNK", people[10], unknown)
-    expected["UNK"] = ("review", ("number_unknown",), unknown[-4:])
+    expected["UNK"] = ("linked", flagged, people[10][4][-4:])
     bad = people[11][4][:11] + str((int(people[11][4][11]) + 1) % 10)
     row("BAD", people[11], bad)
-    expected["BAD"] = ("rejected", ("check_digit",), "")
+    expected["BAD"] = ("linked", flagged, people[11][4][-4:])
     row("SHORT", people[11], "12345")
-    expected["SHORT"] = ("rejected", ("check_digit",), "")
+    expected["SHORT"] = ("linked", flagged, people[11][4][-4:])
+    # the same typo on a record whose items identify nobody: rejected, nothing linked
+    row("BADGHOST", ("", "存在 しない", "ソンザイ シナイ", "1903-03-03", ""), bad)
+    expected["BADGHOST"] = ("rejected", ("check_digit",), "")
     for i in (10, 11, 12):  # no number, exactly one person → linked by the five-item query
         row(f"Q{i}", people[i], "")
         expected[f"Q{i}"] = ("linked", (), people[i][4][-4:])
@@ -151,7 +158,10 @@ def check_rows(out_rows: list[list[str]], expected: Expected) -> None:
         else:
             assert got == want_reasons, (rid, got)
         assert number == ("********" + last4 if last4 else ""), (rid, number)
-        assert score == ("1.0" if decision == "linked" else ""), (rid, score)
+        if decision == "linked" and "claimed_number_ignored" not in got:
+            assert score == "1.0", (rid, score)  # deterministic
+        else:  # empty, or the probabilistic stage's probability for the best candidate
+            assert score == "" or 0.0 <= float(score) <= 1.0, (rid, score)
 
 
 def check_storage(p: Platform, expected: Expected) -> None:
@@ -161,9 +171,9 @@ def check_storage(p: Platform, expected: Expected) -> None:
         if decision == "linked":
             assert link is not None and link["individual_number"].endswith(last4)
             assert link["operator"] == "batch-op" and link["policy"] == "strict"
-            assert link["method"] == (
-                "five_item_query" if rid.startswith("Q") else "claimed_number"
-            )
+            want = "search" if "claimed_number_ignored" in (reasons or ()) else "claimed_number"
+            assert link["method"] == ("five_item_query" if rid.startswith("Q") else want)
+            assert link["notes"] == list(reasons or ())
             assert rid not in reviews
         else:
             assert link is None, rid
@@ -189,9 +199,20 @@ def test_a_roll_is_decided_and_stored_as_single_enrolment_would(
 ) -> None:
     rows, expected, numbers = build(platform)
     records = read_roll(roll_file(tmp_path / "roll.csv", rows))
-    seen: list[int] = []
-    decisions = link_roll(platform, AGENCY, records, operator="batch-op", progress=seen.append)
-    assert sum(seen) == len(records) == len(expected) == 20
+    seen: dict[str, list[int]] = {}
+
+    def stage(label: str, total: int) -> Callable[[int], None]:
+        seen[label] = [total]
+        return seen[label].append
+
+    decisions, result = link_roll(platform, AGENCY, records, operator="batch-op", progress=stage)
+    assert len(records) == len(expected) == 21
+    # every stage's bar is driven to its total (the pending record is not linked again)
+    for label in ("normalise", "deterministic"):
+        total, *done = seen[label]
+        assert total == sum(done) == 20, (label, seen[label])
+    assert seen["register"][0] == sum(seen["register"][1:]) > 0
+    assert set(result.stage_seconds) >= {"normalise", "deterministic", "probabilistic"}
     out_rows = [d.row() for d in decisions]
     check_rows(out_rows, expected)
     check_storage(platform, expected)
@@ -226,7 +247,9 @@ def test_the_link_command_writes_the_decisions_and_a_summary(
     summary = r.stdout
     for word in ("linked", "review", "unmatched", "rejected", "no_match", "pending"):
         assert word in summary, summary
-    assert "household_member_number" in summary and "20" in summary
+    assert "household_member_number" in summary and "21" in summary
+    chart = tmp_path / "out.summary.png"
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 5000
     assert not [n for n in numbers if n in text + r.stdout + r.stderr]
     assert "Traceback" not in r.stderr
     assert not [f for f in tmp_path.iterdir() if f.name.endswith(".tmp")]

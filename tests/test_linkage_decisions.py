@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -15,6 +16,7 @@ from mynumber.agency.linkage import (
     Decision,
     decide_claim,
     decide_query,
+    decide_search,
 )
 from mynumber.identity import ITEMS, FiveItems, ItemResult, RegisteredIdentity, compare
 from mynumber.jtext import normalise_address, normalise_kana, normalise_name
@@ -426,26 +428,108 @@ def test_query_rechecks_what_jlis_found() -> None:
     assert d.decision == "review" and d.reasons == ("name_mismatch",)
 
 
-def test_every_documented_reason_is_reachable() -> None:
-    seen: set[str] = set()
-    for d in [
-        claim(items_of(ICHIRO), claimed="1"),
-        claim(items_of(ICHIRO), owner=None, status="unknown"),
-        claim(items_of(TSUBASA), owner=SHO, household=(SHO, TSUBASA, TSUBASA)),
-        claim(
-            items_of(HANAKO, name="斎藤花子", address=OLD_ADDRESS),
-            owner=dataclasses.replace(ICHIRO, status="deceased"),
+# One example per reason code, each built by the real decide_claim / decide_query /
+# decide_search: the code it demonstrates -> (the example, its decision, all its reasons).
+_DEAD_ICHIRO = dataclasses.replace(ICHIRO, status="deceased")
+
+
+def _searched_past_a_wrong_claim() -> Decision:
+    """Saito's number claimed for 一郎: the search links 一郎 by his five items alone."""
+    prior = claim(items_of(ICHIRO), owner=SAITO, household=(SAITO,))
+    assert prior.decision == "review"
+    ranked = [(ICHIRO.resident_code, 30.0), (SAITO.resident_code, -10.0)]
+    return decide_search(items_of(ICHIRO), prior, [ICHIRO, SAITO], ranked, TAKAHASHI_HOUSEHOLD)
+
+
+REASON_EXAMPLES: dict[str, tuple[Callable[[], Decision], str, tuple[str, ...]]] = {
+    "check_digit": (
+        lambda: claim(items_of(ICHIRO), claimed=NUMBER[:-1] + "x"),
+        "rejected",
+        ("check_digit",),
+    ),
+    "number_unknown": (
+        lambda: claim(items_of(ICHIRO), owner=None, status="unknown", household=()),
+        "review",
+        ("number_unknown",),
+    ),
+    "household_member_number": (
+        # 翼's items with his twin 翔's number: the names differ from the number's owner
+        lambda: claim(items_of(TSUBASA), owner=SHO),
+        "review",
+        ("household_member_number", "kana_mismatch", "name_mismatch"),
+    ),
+    "name_mismatch": (
+        lambda: claim(items_of(ICHIRO, name="高橋二郎")),
+        "review",
+        ("name_mismatch",),
+    ),
+    "kana_mismatch": (
+        lambda: claim(items_of(ICHIRO, name_kana="タカハシジロウ")),
+        "review",
+        ("kana_mismatch",),
+    ),
+    "birth_date_mismatch": (
+        lambda: claim(items_of(ICHIRO, birth_date=dt.date(1984, 5, 14))),
+        "review",
+        ("birth_date_mismatch",),
+    ),
+    "sex_mismatch": (lambda: claim(items_of(ICHIRO, sex=2)), "review", ("sex_mismatch",)),
+    "address_mismatch": (
+        lambda: claim(items_of(ICHIRO, address="大阪府大阪市北区梅田一丁目1番1号")),
+        "review",
+        ("address_mismatch",),
+    ),
+    "moved": (lambda: claim(items_of(ICHIRO, address=OLD_ADDRESS)), "linked", ("moved",)),
+    "name_changed": (
+        lambda: claim(items_of(HANAKO, name="斎藤花子", name_kana="サイトウハナコ"), owner=HANAKO),
+        "linked",
+        ("name_changed",),
+    ),
+    "ambiguous": (
+        lambda: decide_query(
+            items_of(ICHIRO), [ICHIRO, dataclasses.replace(ICHIRO, resident_code="10000000099")]
         ),
-        claim(items_of(ICHIRO, name_kana="タカハシイチロ"), policy="assisted"),
-        claim(items_of(HANAKO, name="斎藤花子"), owner=HANAKO),
-        claim(items_of(ICHIRO, birth_date=dt.date(1985, 6, 16)), policy="assisted"),
-        claim(items_of(TSUBASA, address="大阪府1-1"), owner=SHO),
-        decide_query(items_of(ICHIRO), []),
-        decide_query(items_of(ICHIRO), [ICHIRO, TSUBASA]),
-    ]:
-        check_documented(d)
-        seen |= set(d.reasons)
-    assert seen == set(REASONS)
+        "review",
+        ("ambiguous",),
+    ),
+    "deceased": (
+        lambda: claim(items_of(ICHIRO), owner=_DEAD_ICHIRO),
+        "review",
+        ("deceased",),
+    ),
+    "no_match": (lambda: decide_query(items_of(ICHIRO), []), "unmatched", ("no_match",)),
+    "assisted_name_kana": (
+        lambda: claim(items_of(ICHIRO, name_kana="タカハシイチロ"), policy="assisted"),
+        "linked",
+        ("assisted_name_kana",),
+    ),
+    "assisted_birth_date": (
+        lambda: claim(items_of(ICHIRO, birth_date=dt.date(1985, 6, 16)), policy="assisted"),
+        "linked",
+        ("assisted_birth_date",),
+    ),
+    "claimed_number_ignored": (
+        _searched_past_a_wrong_claim,
+        "linked",
+        ("claimed_number_ignored",),
+    ),
+}
+
+
+def test_every_reason_example_is_a_reason() -> None:
+    assert set(REASON_EXAMPLES) <= set(REASONS), sorted(set(REASON_EXAMPLES) - set(REASONS))
+
+
+@pytest.mark.parametrize("reason", sorted(REASONS))
+def test_each_reason_code_is_produced(reason: str) -> None:
+    """One test per reason code (issue 5): a code added to REASONS without an example here
+    fails, and so does an example that no longer produces its code."""
+    assert reason in REASON_EXAMPLES, f"add an example of {reason!r} to REASON_EXAMPLES"
+    make, decision, reasons = REASON_EXAMPLES[reason]
+    d = make()
+    check_documented(d)
+    assert reason in d.reasons, (reason, d)
+    assert (d.decision, d.reasons) == (decision, reasons), d
 
 
 # -- properties ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from mynumber.migrations import metadata_for, upgrade
 from mynumber.platform import Platform
 
 
-@pytest.mark.parametrize("role", ["municipality", "jlis", "ledger", "network", "agency"])
+@pytest.mark.parametrize("role", ["municipality", "jlis", "ledger", "network", "agency", "portal"])
 def test_migrations_match_models(platform: Platform, role: str) -> None:
     engine = {
         "municipality": platform.municipality.engine,
@@ -18,6 +18,7 @@ def test_migrations_match_models(platform: Platform, role: str) -> None:
         "ledger": platform.ledger.engine,
         "network": platform.network.engine,
         "agency": platform.agencies.engine,
+        "portal": platform.portal.engine,
     }[role]
     with engine.connect() as conn:
         ctx = MigrationContext.configure(

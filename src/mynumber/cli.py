@@ -25,7 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from mynumber.config import Settings
-from mynumber.errors import MynumberError
+from mynumber.errors import MynumberError, NotFoundError
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="mynumber — Japan's My Number system."
@@ -346,18 +346,43 @@ def export_residents_cmd(
 def token_create(
     name: Annotated[str, typer.Option(help="Who or what uses the token.")],
     scope: Annotated[list[str], typer.Option(help="Repeat for several scopes.")],
+    agency: Annotated[
+        str | None,
+        typer.Option(
+            "--agency",
+            help="The one agency an agency:link token acts for (registered with the network).",
+        ),
+    ] = None,
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
-    """Create a staff bearer token; it is printed once and stored only as a digest."""
+    """Create a staff bearer token; it is printed once and stored only as a digest.
+
+    An agency:link token is bound to one registered agency (--agency) and acts for it alone;
+    agency:admin is the platform-wide scope that acts for every agency."""
     from mynumber.api.auth import SCOPES, TokenStore
 
-    s = settings_for(data_dir, None)
+    s = settings_for(data_dir, database_url)
     s.data_dir.mkdir(parents=True, exist_ok=True)
+    store = TokenStore(s.data_dir / "tokens.json")
     try:
-        token = TokenStore(s.data_dir / "tokens.json").create(name, scope)
+        TokenStore.validate(scope, agency=agency)
     except ValueError as e:
-        err.print(f"[red]error[/red] {e}; scopes: {', '.join(SCOPES)}")
+        err.print(f"[red]error[/red] {escape(str(e))}; scopes: {', '.join(SCOPES)}")
         raise typer.Exit(2) from None
+    if agency is not None:
+        with platform_for(data_dir, database_url) as p:
+            registered = p.network.agency(agency)
+        if registered is None or not registered.active:
+            fail(
+                NotFoundError(
+                    "network.unknown_agency",
+                    "No active agency is registered with the network under that id.",
+                    "その機関IDで登録された有効な機関はネットワークにありません。",
+                    field="agency",
+                )
+            )
+    token = store.create(name, scope, agency=agency)
     out.print(token, highlight=False)
 
 
@@ -451,7 +476,8 @@ def serve(
             err.print("seeding the demo agencies and their exchanges over the network …")
             seed_demo_agencies(p, progress=lambda msg: err.print(f"  {msg}"))
         token_file = s.data_dir / "demo-token"
-        # The demo token is also a registered verifier's, so OCSP and 基本4情報提供 answer it.
+        # The demo token is also a registered verifier's, so OCSP and 基本4情報提供 answer it;
+        # with every scope it holds the platform-wide agency:admin and acts for every agency.
         demo_verifier = (
             None if token_file.exists() else p.verifiers.register("demo", ["signature", "auth"])
         )

@@ -9,6 +9,7 @@ import csv
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from mynumber.charts import summary_chart
 from mynumber.cli import DatabaseUrl, DataDir, app, err, fail, out, platform_for, progress_bar
 from mynumber.errors import MynumberError
 
@@ -62,8 +64,9 @@ def link_cmd(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Link a roll's records to individual numbers (I3): each record linked, queued for review,
-    unmatched or rejected, as a single enrolment would be; decisions written to --out."""
+    """Link a roll's records to individual numbers (I3): a deterministic five-item stage, then a
+    probabilistic search (Splink) for the rest; each record linked or queued for review with its
+    reasons and candidates. Decisions to --out, a summary chart beside it."""
     from mynumber.agency.batch import OUTPUT_COLUMNS, link_roll
     from mynumber.agency.roll import read_roll
     from mynumber.cli_agency import _check_agency, _invalid
@@ -90,14 +93,13 @@ def link_cmd(
         return
     try:
         with platform_for(data_dir, database_url) as p, progress_bar() as bar:
-            task = bar.add_task("link (deterministic)", total=len(records))
-            decisions = link_roll(
-                p,
-                agency,
-                records,
-                operator=operator,
-                policy=policy,
-                progress=lambda n: bar.advance(task, n),
+
+            def stage(label: str, total: int) -> Callable[[int], None]:
+                task = bar.add_task(label, total=total)
+                return lambda n: bar.advance(task, n)
+
+            decisions, result = link_roll(
+                p, agency, records, operator=operator, policy=policy, progress=stage
             )
     except MynumberError as e:
         fail(e)
@@ -105,6 +107,14 @@ def link_cmd(
     write_atomically(target, list(OUTPUT_COLUMNS), [d.row() for d in decisions])
     by_decision = Counter(d.decision for d in decisions)
     by_reason = Counter(r for d in decisions for r in d.reasons)
+    chart = target.with_name(target.stem + ".summary.png")
+    summary_chart(
+        chart,
+        f"{roll.name}: {len(decisions):,} records ({policy})",
+        {f"{k} (decision)": v for k, v in by_decision.items()} | dict(by_reason),
+        scores=[float(d.score) for d in decisions if d.score and d.stage == "probabilistic"],
+        counts_title="decisions and reasons",
+    )
     t = Table("decision", "records")
     for name in ("linked", "review", "unmatched", "rejected"):
         t.add_row(name, f"{by_decision[name]:,}")
@@ -114,8 +124,13 @@ def link_cmd(
         for reason, n in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
             r.add_row(escape(reason), f"{n:,}")
         out.print(r)
+    s = Table("stage", "seconds")
+    for name, seconds in result.stage_seconds.items():
+        s.add_row(name, f"{seconds:.1f}")
+    out.print(s)
     out.print(
-        f"{len(decisions):,} records / {len(decisions):,} 件 → {escape(str(target))}",
+        f"{len(decisions):,} records / {len(decisions):,} 件 → {escape(str(target))}"
+        f" (chart: {escape(str(chart))})",
         highlight=False,
     )
     err.print("numbers in the output are masked / 出力の個人番号は下4桁のみです", highlight=False)

@@ -26,6 +26,7 @@ from mynumber.keystore import FileKeystore
 from mynumber.ledger.service import LedgerService
 from mynumber.municipality.service import MunicipalityService
 from mynumber.network.service import NetworkService
+from mynumber.portal.service import PortalService
 from mynumber.vault import NumberVault
 
 __all__ = ["Platform"]
@@ -92,6 +93,16 @@ class Platform:
         # asking for a current address after a move gets the new one (applied after each sync).
         self._moved = threading.local()
         self.jlis.on_identity_change(self._note_moves)
+        # The portal (マイナポータル, its own database): public-funds accounts, each registration
+        # authorised by the person's card in that transaction (I4).
+        self.portal = PortalService(
+            make_engine(s.role_database_url("portal"), "portal"),
+            self.login,
+            self.pki,
+            self.jlis,
+            self.municipality,
+            self.clock,
+        )
 
     def _after_change(self) -> None:
         if not self.auto_sync:
@@ -161,3 +172,4 @@ class Platform:
         self.ledger.engine.dispose()
         self.network.engine.dispose()
         self.agencies.engine.dispose()
+        self.portal.engine.dispose()

@@ -1,6 +1,9 @@
 """HTTP routes of the agency role under ``/api/agency`` (I3): enrol a member with five-item
 verification, read the link, and work the review queue. Thin: decode, call, encode. Every route
-needs a staff token with the scope ``agency:link``; individual numbers go out masked, only.
+needs a staff token with the scope ``agency:link`` bound to the agency of the path (or the
+platform-wide ``agency:admin``): an insurer's clerk sees and decides only their own agency's
+records and queue, and a token of another agency is refused (403 ``auth.wrong_agency``) before
+anything is read or written. Individual numbers go out masked, only.
 
 - ``POST /{agency_id}/members`` — enrol one member (``Idempotency-Key`` required). A retry with
   the same key runs the enrolment again: a link replaces the same link, and a member whose
@@ -21,7 +24,8 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from mynumber.agency.enrolment import decide, enrol, review_view
-from mynumber.api.deps import PLAIN_TEXT, IdempotencyKey, PlatformDep, require
+from mynumber.api.auth import AGENCY_ID
+from mynumber.api.deps import PLAIN_TEXT, IdempotencyKey, PlatformDep, require_agency
 from mynumber.api.problems import PROBLEM_RESPONSES
 from mynumber.errors import NotFoundError, ValidationError
 from mynumber.jlis.api import FiveItemsIn
@@ -32,10 +36,10 @@ router = APIRouter(
     prefix="/api/agency",
     tags=["agency"],
     responses=PROBLEM_RESPONSES,
-    dependencies=[Depends(require("agency:link"))],
+    # Router dependencies run before the route's own parameters, body and key are looked at.
+    dependencies=[Depends(require_agency("agency:link"))],
 )
 
-AGENCY_ID = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 INTERNAL_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,31}$"
 
 AgencyId = Annotated[str, Path(pattern=AGENCY_ID, description="the agency's id")]

@@ -1,7 +1,8 @@
-"""Batch linkage of an agency roll, stage 1 (deterministic): every record goes through
-:func:`mynumber.agency.enrolment.enrol` — the same evidence from J-LIS and the municipality, the
-same decision core, links and review items stored exactly as a single enrolment stores them.
-The probabilistic stage (Splink) is not built yet.
+"""Batch linkage of an agency roll on the platform: the register's evidence gathered from J-LIS
+and the municipality (:func:`platform_register`), the two stages of
+:func:`mynumber.agency.bulk.link_records`, and the results stored the way single enrolment
+stores them — links with their provenance, the rest on the review queue with their reasons and
+candidates — in one transaction each.
 
 One output row per record, in roll order (:data:`OUTPUT_COLUMNS`):
 
@@ -13,26 +14,41 @@ One output row per record, in roll order (:data:`OUTPUT_COLUMNS`):
   ``mynumber agency …`` / the agency API;
 - ``reasons``: the decision's reason codes (:data:`mynumber.agency.linkage.REASONS`) joined with
   ``;``, plus ``pending`` (below);
-- ``score``: ``1.0`` for ``linked`` and empty otherwise — stage 1 has no probabilities; the
-  probabilistic stage will fill it.
+- ``score``: ``1.0`` for a deterministic link; for a record the probabilistic stage saw, the
+  model's match probability for the person linked or the best candidate; else empty.
 
-A record whose member already waits on the agency's review queue is not enrolled again: it is
+A record whose member already waits on the agency's review queue is not linked again: it is
 reported as ``review`` with the single reason ``pending`` (the roll goes on).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mynumber.agency.enrolment import enrol
+import pyarrow as pa
+
+from mynumber.agency.bulk import (
+    REGISTER_SCHEMA,
+    BatchDecision,
+    BatchResult,
+    Progress,
+    Register,
+    link_records,
+)
 from mynumber.agency.linkage import POLICIES
 from mynumber.agency.roll import RollRecord
-from mynumber.errors import ConflictError, ValidationError
+from mynumber.errors import ValidationError
 from mynumber.numbers import mask, parse_individual
 
-__all__ = ["OUTPUT_COLUMNS", "PENDING", "RollDecision", "link_one", "link_roll"]
+__all__ = [
+    "OUTPUT_COLUMNS",
+    "PENDING",
+    "RollDecision",
+    "link_roll",
+    "platform_register",
+]
 
 OUTPUT_COLUMNS = ("record_id", "decision", "individual_number", "reasons", "score")
 PENDING = "pending"
@@ -47,6 +63,8 @@ class RollDecision:
     """Masked to the last four digits, or empty."""
     reasons: tuple[str, ...]
     score: str
+    stage: str = ""
+    """``deterministic`` | ``probabilistic`` | ``""`` (pending)."""
 
     def row(self) -> list[str]:
         """The output CSV row (:data:`OUTPUT_COLUMNS`)."""
@@ -59,6 +77,32 @@ class RollDecision:
         ]
 
 
+def platform_register(p: Any, progress: Progress | None = None) -> Register:
+    """The evidence of batch linkage from the platform's roles: J-LIS's identity mirror (no
+    numbers), the municipality's households, and J-LIS's answer for claimed numbers."""
+    households: dict[str, str] = p.municipality.household_keys()
+    total = int(p.jlis.counts().get("identities", 0))
+    advance = progress("register", total) if progress is not None else None
+    batches: list[pa.RecordBatch] = []
+    names = REGISTER_SCHEMA.names
+    for rows in p.jlis.identity_batches():
+        for r in rows:
+            r["household_id"] = households.get(r["resident_code"])
+            r["family_kana_key"] = _family_key(r.pop("family_name_kana"))
+        cols = {n: [r[n] for r in rows] for n in names}
+        batches.append(pa.RecordBatch.from_pydict(cols, schema=REGISTER_SCHEMA))
+        if advance is not None:
+            advance(len(rows))
+    people = pa.Table.from_batches(batches, schema=REGISTER_SCHEMA)
+    return Register(people, p.jlis.number_statuses)
+
+
+def _family_key(family_kana: str) -> str | None:
+    from mynumber.jtext import normalise_kana
+
+    return normalise_kana(family_kana) or None
+
+
 def _masked_claim(claimed: str | None) -> str:
     if claimed is None:
         return ""
@@ -68,58 +112,104 @@ def _masked_claim(claimed: str | None) -> str:
         return ""
 
 
-def _pending(record: RollRecord) -> RollDecision:
-    return RollDecision(record.record_id, "review", _masked_claim(record.claimed), (PENDING,), "")
+def _score(d: BatchDecision) -> str:
+    if d.score is None:
+        return ""
+    return "1.0" if d.stage == "deterministic" else f"{d.score:.4f}"
 
 
-def link_one(
-    p: Any, agency_id: str, record: RollRecord, *, operator: str, policy: str
-) -> RollDecision:
-    """One record of a roll: enrolled as a single member would be (see the module docstring)."""
-    try:
-        result = enrol(
-            p,
-            agency_id,
-            record.record_id,
-            record.items,
-            record.claimed,
-            operator=operator,
-            policy=policy,
-        )
-    except ConflictError as e:
-        if e.code != "agency.member_pending":
-            raise
-        return _pending(record)
-    decision = result.decision
-    if decision.decision == "linked" and result.notice is not None:
-        return RollDecision(
-            record.record_id, "linked", result.notice["number"], decision.reasons, "1.0"
-        )
-    return RollDecision(
-        record.record_id,
-        decision.decision,
-        _masked_claim(record.claimed),
-        decision.reasons,
-        "",
-    )
+def _record_json(record: RollRecord) -> dict[str, Any]:
+    items = record.items
+    return {
+        "name": items.name,
+        "name_kana": items.name_kana,
+        "birth_date": items.birth_date.isoformat(),
+        "sex": items.sex,
+        "address": items.address,
+    }
 
 
 def link_roll(
     p: Any,
     agency_id: str,
-    records: Iterable[RollRecord],
+    records: Sequence[RollRecord],
     *,
     operator: str,
     policy: str = "strict",
-    progress: Callable[[int], None] | None = None,
-) -> list[RollDecision]:
-    """Stage 1 over a checked roll (:func:`mynumber.agency.roll.read_roll`), in roll order;
-    `progress` is called with 1 after each record."""
+    progress: Progress | None = None,
+    register: Register | None = None,
+) -> tuple[list[RollDecision], BatchResult]:
+    """Link a checked roll (:func:`mynumber.agency.roll.read_roll`) and store the results;
+    the output rows in roll order and the computation's result (decisions, stage times)."""
     if policy not in POLICIES:
         raise ValueError(f"unknown linkage policy {policy!r}; expected one of {POLICIES}")
-    out: list[RollDecision] = []
-    for record in records:
-        out.append(link_one(p, agency_id, record, operator=operator, policy=policy))
-        if progress is not None:
-            progress(1)
-    return out
+    pending = p.agencies.pending_members(agency_id)
+    todo = [r for r in records if r.record_id not in pending]
+    if register is None:
+        register = platform_register(p, progress)
+    result = link_records(register, todo, policy=policy, progress=progress)
+    wanted = {
+        rc
+        for d in result.decisions
+        for rc in (d.candidates if d.decision != "linked" else (d.resident_code,))
+        if rc is not None
+    }
+    numbers: dict[str, str] = p.jlis.active_numbers(sorted(wanted))
+    links: list[dict[str, Any]] = []
+    reviews: list[dict[str, Any]] = []
+    by_id: dict[str, RollDecision] = {}
+    for record, d in zip(todo, result.decisions, strict=True):
+        linked = numbers.get(d.resident_code or "") if d.decision == "linked" else None
+        if linked is not None:
+            notes = [r for r in d.reasons if not r.startswith("assisted_")] + [
+                r for r in d.reasons if r.startswith("assisted_")
+            ]
+            links.append(
+                {
+                    "internal_id": record.record_id,
+                    "number": linked,
+                    "method": d.method,
+                    "policy": policy,
+                    "items": d.items,
+                    "notes": notes,
+                    "operator": operator,
+                }
+            )
+            by_id[record.record_id] = RollDecision(
+                record.record_id, "linked", mask(linked), d.reasons, _score(d), d.stage
+            )
+            continue
+        claimed = None
+        if record.claimed is not None:
+            try:
+                claimed = parse_individual(record.claimed)
+            except ValidationError:
+                claimed = None
+        # As single enrolment: whatever is not linked waits for a reviewer.
+        reviews.append(
+            {
+                "internal_id": record.record_id,
+                "record": _record_json(record),
+                "reasons": d.reasons,
+                "claimed": claimed,
+                "candidates": [numbers[rc] for rc in d.candidates if rc in numbers],
+                "score": d.score,
+            }
+        )
+        decision = "review" if d.decision == "linked" else d.decision
+        by_id[record.record_id] = RollDecision(
+            record.record_id,
+            decision,
+            _masked_claim(record.claimed),
+            d.reasons,
+            _score(d),
+            d.stage,
+        )
+    p.agencies.store_links(agency_id, links)
+    p.agencies.queue_reviews(agency_id, reviews)
+    out = [
+        by_id.get(r.record_id)
+        or RollDecision(r.record_id, "review", _masked_claim(r.claimed), (PENDING,), "")
+        for r in records
+    ]
+    return out, result

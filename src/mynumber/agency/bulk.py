@@ -17,14 +17,30 @@ candidates with Japanese-aware comparisons; I3 disposes (:func:`mynumber.agency.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
-from mynumber.identity import keys_of
+from mynumber.agency.linkage import (
+    POLICIES,
+    Candidate,
+    Decision,
+    decide_claim,
+    decide_query,
+    decide_search,
+    within_tolerance,
+)
+from mynumber.agency.roll import RollRecord
+from mynumber.errors import ValidationError
+from mynumber.identity import FiveItems, ItemReport, Keys, RegisteredIdentity, keys_of
+from mynumber.numbers import parse_individual
 
 __all__ = [
     "REGISTER_SCHEMA",
@@ -32,7 +48,10 @@ __all__ = [
     "BatchResult",
     "Progress",
     "Register",
+    "address_levels",
+    "link_records",
     "register_table",
+    "split_kana",
 ]
 
 REGISTER_SCHEMA = pa.schema(
@@ -45,6 +64,7 @@ REGISTER_SCHEMA = pa.schema(
         ("birth_date", pa.date32()),
         ("sex", pa.int8()),
         ("address", pa.string()),
+        ("family_kana_key", pa.string()),  # the family name's kana key; may be null
         ("name_key", pa.string()),
         ("kana_key", pa.string()),
         ("address_key", pa.string()),
@@ -73,7 +93,7 @@ class Register:
 def register_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     """A :data:`REGISTER_SCHEMA` table from plain rows with keys ``resident_code``, ``status``,
     ``household_id``, ``name``, ``name_kana``, ``birth_date`` (``date`` or ISO text), ``sex``,
-    ``address`` and optionally ``earlier_names``, ``earlier_kanas``, ``earlier_addresses`` (values
+    ``address`` and optionally ``family_name_kana``, ``earlier_names``, ``earlier_kanas``, ``earlier_addresses`` (values
     as written; their keys are computed here)."""
     cols: dict[str, list[Any]] = {f.name: [] for f in REGISTER_SCHEMA}
     for r in rows:
@@ -87,6 +107,8 @@ def register_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
         cols["birth_date"].append(bd if isinstance(bd, dt.date) else dt.date.fromisoformat(bd))
         cols["sex"].append(int(r["sex"]))
         cols["address"].append(r["address"])
+        family = r.get("family_name_kana")
+        cols["family_kana_key"].append(keys_of("", family, "").name_kana if family else None)
         cols["name_key"].append(k.name)
         cols["kana_key"].append(k.name_kana)
         cols["address_key"].append(k.address)
@@ -129,3 +151,507 @@ class BatchResult:
     """One per record, in roll order."""
     stage_seconds: dict[str, float]
     """Wall time of each stage (``normalise``, ``deterministic``, ``probabilistic``, …)."""
+
+
+# -- computing ----------------------------------------------------------------------------------
+
+_PREF = re.compile(r"^(東京都|北海道|(?:京都|大阪)府|.{2,3}?県)")
+_MUNI = re.compile(r"^(.+?郡.+?[町村]|.+?市.+?区|.+?[市区町村])")
+_NUM = re.compile(r"\d+")
+
+
+def address_levels(key: str) -> tuple[str, str, str, str]:
+    """Prefixes of a normalised address key at four levels: prefecture, municipality (a
+    designated city's ward included), 丁目 (up to the first number) and block (up to the second
+    number). A level that cannot be read is the empty string."""
+    pref = m.group(1) if (m := _PREF.match(key)) else ""
+    rest = key[len(pref) :]
+    muni = pref + m.group(1) if (m := _MUNI.match(rest)) else ""
+    nums = list(_NUM.finditer(key))
+    chome = key[: nums[0].end()] if nums else ""
+    block = key[: nums[1].end()] if len(nums) > 1 else chome
+    return pref, muni, chome, block
+
+
+def split_kana(key: str, families: frozenset[str]) -> tuple[str, str]:
+    """A full kana key split into family and given name by the longest family name of the
+    register it starts with (names are written family first); unknown family → (key, "")."""
+    for n in range(min(len(key) - 1, 8), 0, -1):
+        if key[:n] in families:
+            return key[:n], key[n:]
+    return key, ""
+
+
+def _candidate(row: Mapping[str, Any]) -> Candidate:
+    return Candidate(
+        row["resident_code"],
+        RegisteredIdentity(
+            FiveItems(row["name"], row["name_kana"], row["birth_date"], row["sex"], row["address"]),
+            tuple(row["earlier_name_keys"] or ()),
+            tuple(row["earlier_kana_keys"] or ()),
+            tuple(row["earlier_address_keys"] or ()),
+        ),
+        row["status"],
+        row["household_id"],
+    )
+
+
+def _how(r: ItemReport) -> str:
+    return "earlier" if r.result == "mismatch" and r.matches_earlier else str(r.result)
+
+
+class _Ticker:
+    def __init__(self, progress: Progress | None, label: str, total: int) -> None:
+        self._advance = progress(label, total) if progress is not None else None
+
+    def __call__(self, n: int = 1) -> None:
+        if self._advance is not None:
+            self._advance(n)
+
+
+def _pairs(con: duckdb.DuckDBPyConnection, sql: str) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for idx, rc in con.execute(sql).fetchall():
+        out.setdefault(int(idx), []).append(str(rc))
+    return out
+
+
+_EXPLODED = """
+CREATE TEMP TABLE {name} AS
+SELECT resident_code, {col} AS k, birth_date, sex FROM people
+UNION ALL
+SELECT resident_code, unnest({earlier}) AS k, birth_date, sex FROM people
+"""
+
+
+def link_records(
+    register: Register,
+    records: Sequence[RollRecord],
+    *,
+    policy: str = "strict",
+    progress: Progress | None = None,
+) -> BatchResult:
+    """Decide every record of a checked roll against `register`; see the module docstring."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown linkage policy {policy!r}; expected one of {POLICIES}")
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+
+    # -- normalise --------------------------------------------------------------------------
+    tick = _Ticker(progress, "normalise", len(records))
+    keys: list[Keys] = []
+    for r in records:
+        keys.append(keys_of(r.items.name, r.items.name_kana, r.items.address))
+        tick()
+    roll = pa.table(
+        {
+            "idx": pa.array(range(len(records)), pa.int64()),
+            "name_key": [k.name for k in keys],
+            "kana_key": [k.name_kana for k in keys],
+            "birth_date": pa.array([r.items.birth_date for r in records], pa.date32()),
+            "sex": pa.array([r.items.sex for r in records], pa.int8()),
+        }
+    )
+    claims: dict[int, str] = {}
+    for i, r in enumerate(records):
+        if r.claimed is not None:
+            with contextlib.suppress(ValidationError):
+                claims[i] = parse_individual(r.claimed)
+    now = time.perf_counter()
+    seconds["normalise"], started = now - started, now
+
+    # -- stage 1: deterministic ---------------------------------------------------------------
+    con = duckdb.connect()
+    con.register("people", register.people)
+    con.register("roll", roll)
+    con.execute(
+        _EXPLODED.format(name="pk", col="kana_key", earlier="earlier_kana_keys")
+        + ";"
+        + _EXPLODED.format(name="pn", col="name_key", earlier="earlier_name_keys")
+    )
+    exact = _pairs(
+        con,
+        "SELECT DISTINCT roll.idx, pk.resident_code FROM roll JOIN pk ON pk.k = roll.kana_key"
+        " AND pk.birth_date = roll.birth_date AND pk.sex = roll.sex",
+    )
+    statuses = register.resolve(sorted(set(claims.values())))
+    owners = {st[1] for st in statuses.values() if st[1] is not None}
+    needed: set[str] = set(owners).union(*exact.values()) if exact else set(owners)
+    cache = _Cache(con)
+    cache.fetch(needed)
+    cache.fetch_households({cache.people[o].household_id for o in owners if o in cache.people})
+
+    tick = _Ticker(progress, "deterministic", len(records))
+    decisions: list[Decision] = []
+    for i, r in enumerate(records):
+        if r.claimed is None:
+            matches = [cache.people[rc] for rc in exact.get(i, ())]
+            five = [c for c in matches if within_tolerance(r.items, c.identity, "strict")]
+            decisions.append(decide_query(r.items, five))
+        elif i not in claims:
+            decisions.append(decide_claim(r.items, r.claimed, None, "unknown", [], policy))
+        else:
+            status, owner_rc = statuses.get(claims[i], ("unknown", None))
+            owner = cache.people.get(owner_rc) if owner_rc else None
+            household = cache.household(owner)
+            decisions.append(decide_claim(r.items, claims[i], owner, status, household, policy))
+        tick()
+    now = time.perf_counter()
+    seconds["deterministic"], started = now - started, now
+
+    # -- stage 2: probabilistic -----------------------------------------------------------------
+    residue = [i for i, d in enumerate(decisions) if d.decision != "linked"]
+    ranked: dict[int, list[tuple[str, float, float]]] = {}
+    slips: dict[int, list[str]] = {}
+    if residue:
+        ranked = _splink_rank(con, register, records, keys, residue, progress)
+    now = time.perf_counter()
+    seconds["probabilistic"], started = now - started, now
+
+    tick = _Ticker(progress, "decide", len(residue))
+    if residue:
+        con.register("residue", pa.table({"idx": pa.array(residue, pa.int64())}))
+        slips = _pairs(
+            con,
+            "SELECT DISTINCT roll.idx, pn.resident_code FROM residue JOIN roll USING (idx)"
+            " JOIN pn ON pn.k = roll.name_key AND pn.birth_date = roll.birth_date"
+            " AND pn.sex = roll.sex"
+            " UNION SELECT DISTINCT roll.idx, pk.resident_code FROM residue JOIN roll USING (idx)"
+            " JOIN pk ON pk.k = roll.kana_key AND pk.sex = roll.sex"
+            " JOIN pn ON pn.resident_code = pk.resident_code AND pn.k = roll.name_key",
+        )
+        cache.fetch(set().union(*slips.values()) if slips else set())
+        cache.fetch({rc for v in ranked.values() for rc, _w, _p in v[:3]})
+    pools: dict[int, list[Candidate]] = {}
+    sole: dict[int, Candidate] = {}
+    for i in residue:
+        pools[i] = [cache.people[rc] for rc in {*exact.get(i, ()), *slips.get(i, ())}]
+        tolerant = [c for c in pools[i] if within_tolerance(records[i].items, c.identity, policy)]
+        if len(tolerant) == 1:
+            sole[i] = tolerant[0]
+    cache.fetch_households({c.household_id for c in sole.values()})
+    out: list[BatchDecision] = []
+    for i, r in enumerate(records):
+        d = decisions[i]
+        if d.decision == "linked":
+            out.append(
+                BatchDecision(
+                    r.record_id,
+                    "linked",
+                    d.resident_code,
+                    d.reasons,
+                    d.method,
+                    "deterministic",
+                    1.0,
+                    (d.resident_code,) if d.resident_code else (),
+                    {x.item: _how(x) for x in d.matched},
+                )
+            )
+            continue
+        tick()
+        top = ranked.get(i, [])
+        household = cache.household(sole[i]) if i in sole else []
+        ranking = [(rc, w) for rc, w, _p in top]
+        s = decide_search(r.items, d, pools[i], ranking, household, policy)
+        prob = {rc: p for rc, _w, p in top}
+        if s is not d:
+            out.append(
+                BatchDecision(
+                    r.record_id,
+                    "linked",
+                    s.resident_code,
+                    s.reasons,
+                    s.method,
+                    "probabilistic",
+                    prob.get(s.resident_code or ""),
+                    (s.resident_code,) if s.resident_code else (),
+                    {x.item: _how(x) for x in s.matched},
+                )
+            )
+            continue
+        shown = ([d.resident_code] if d.resident_code else []) + [rc for rc, _w, _p in top]
+        candidates = tuple(dict.fromkeys(shown))[:3]
+        best = d.resident_code or (candidates[0] if candidates else None)
+        out.append(
+            BatchDecision(
+                r.record_id,
+                d.decision,
+                best,
+                d.reasons,
+                d.method,
+                "probabilistic" if top else "deterministic",
+                prob.get(best or ""),
+                candidates,
+                {x.item: _how(x) for x in d.matched},
+            )
+        )
+    seconds["decide"] = time.perf_counter() - started
+    con.close()
+    return BatchResult(out, seconds)
+
+
+class _Cache:
+    """Register rows as :class:`Candidate` evidence, fetched only for the people needed."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+        self.people: dict[str, Candidate] = {}
+        self.members: dict[str, list[str]] = {}
+
+    def fetch(self, codes: Iterable[str]) -> None:
+        missing = [c for c in codes if c not in self.people]
+        if not missing:
+            return
+        self._con.register("wanted", pa.table({"rc": pa.array(missing, pa.string())}))
+        rows = self._con.sql(
+            "SELECT p.* FROM people p JOIN wanted w ON p.resident_code = w.rc"
+        ).to_arrow_table()
+        self._con.unregister("wanted")
+        for row in rows.to_pylist() if rows is not None else []:
+            self.people[row["resident_code"]] = _candidate(row)
+
+    def fetch_households(self, ids: Iterable[str | None]) -> None:
+        missing = [h for h in ids if h is not None and h not in self.members]
+        if not missing:
+            return
+        self._con.register("wanted_h", pa.table({"h": pa.array(missing, pa.string())}))
+        rows = self._con.sql(
+            "SELECT p.* FROM people p JOIN wanted_h w ON p.household_id = w.h"
+        ).to_arrow_table()
+        self._con.unregister("wanted_h")
+        for h in missing:
+            self.members[h] = []
+        for row in rows.to_pylist() if rows is not None else []:
+            c = self.people.setdefault(row["resident_code"], _candidate(row))
+            self.members[row["household_id"]].append(c.resident_code)
+
+    def household(self, person: Candidate | None) -> list[Candidate]:
+        if person is None or person.household_id is None:
+            return []
+        if person.household_id not in self.members:
+            self.fetch_households([person.household_id])
+        # As MunicipalityService.household_of: the person, and the members still active.
+        return [
+            c
+            for c in (self.people[rc] for rc in self.members[person.household_id])
+            if c.status == "active" or c.resident_code == person.resident_code
+        ]
+
+
+# -- stage 2: Splink ----------------------------------------------------------------------------
+
+_SPLINK_COLUMNS = """
+    {uid} AS unique_id, family_kana, given_kana, name_key, name_keys, kana_key, kana_keys,
+    strftime(birth_date, '%Y%m%d') AS birth, year(birth_date) AS by,
+    strftime(birth_date, '%m%d') AS md, sex, address_key, address_keys,
+    regexp_extract(address_key, '{pref}', 1) AS addr_pref,
+    regexp_extract(address_key, '{muni}', 1) AS addr_muni,
+    regexp_extract(address_key, '^([^0-9]*[0-9]+)', 1) AS addr_chome,
+    regexp_extract(address_key, '^([^0-9]*[0-9]+[^0-9]+[0-9]+)', 1) AS addr_block
+"""
+_PREF_SQL = "^(東京都|北海道|京都府|大阪府|.{2,3}?県)"
+_MUNI_SQL = (
+    "^((?:東京都|北海道|京都府|大阪府|.{2,3}?県)(?:.+?郡.+?[町村]|.+?市.+?区|.+?[市区町村]))"
+)
+
+
+def _level(sql: str, label: str, m: float, tf: str | None = None) -> Any:
+    from splink.comparison_level_library import CustomLevel
+
+    level = CustomLevel(sql, label_for_charts=label)
+    if tf is not None:
+        return level.configure(
+            m_probability=m, tf_adjustment_column=tf, disable_tf_exact_match_detection=True
+        )
+    return level.configure(m_probability=m)
+
+
+def _comparisons() -> list[Any]:
+    """Japanese-aware comparisons on the normalised keys. The m probabilities are the error
+    rates this project assumes for agency records (docs/design.md, "Batch linkage"); the u
+    probabilities and term frequencies are measured on the data."""
+    from splink.comparison_level_library import NullLevel
+    from splink.comparison_library import CustomComparison
+
+    def null(col: str) -> Any:
+        return NullLevel(col)
+
+    return [
+        CustomComparison(
+            [
+                null("family_kana"),
+                _level("family_kana_l = family_kana_r", "family kana", 0.85, "family_kana"),
+                _level(
+                    "list_contains(kana_keys_r, kana_key_l) OR list_contains(kana_keys_l, kana_key_r)",
+                    "an earlier kana",
+                    0.05,
+                ),
+                _level("levenshtein(family_kana_l, family_kana_r) <= 1", "one kana off", 0.04),
+                _level("TRUE", "else", 0.06),
+            ],
+            output_column_name="family_kana",
+        ),
+        CustomComparison(
+            [
+                null("given_kana"),
+                _level("given_kana_l = given_kana_r", "given kana", 0.93, "given_kana"),
+                _level("levenshtein(given_kana_l, given_kana_r) <= 1", "one kana off", 0.04),
+                _level("TRUE", "else", 0.03),
+            ],
+            output_column_name="given_kana",
+        ),
+        CustomComparison(
+            [
+                null("name_key"),
+                _level(
+                    "list_contains(name_keys_r, name_key_l) OR list_contains(name_keys_l, name_key_r)",
+                    "name (current or earlier)",
+                    0.90,
+                    "name_key",
+                ),
+                _level("jaro_winkler_similarity(name_key_l, name_key_r) >= 0.8", "similar", 0.06),
+                _level("TRUE", "else", 0.04),
+            ],
+            output_column_name="name",
+        ),
+        CustomComparison(
+            [
+                _level("birth_l = birth_r", "birth date", 0.93),
+                _level(
+                    "hamming(birth_l, birth_r) = 1 OR (by_l = by_r"
+                    " AND substr(md_l, 1, 2) = substr(md_r, 3, 2)"
+                    " AND substr(md_l, 3, 2) = substr(md_r, 1, 2))",
+                    "one digit / day-month swap",
+                    0.04,
+                ),
+                _level("abs(by_l - by_r) = 1 AND md_l = md_r", "a year off", 0.015),
+                _level("TRUE", "else", 0.015),
+            ],
+            output_column_name="birth_date",
+        ),
+        CustomComparison(
+            [_level("sex_l = sex_r", "sex", 0.995), _level("TRUE", "else", 0.005)],
+            output_column_name="sex",
+        ),
+        CustomComparison(
+            [
+                null("address_key"),
+                _level(
+                    "list_contains(address_keys_r, address_key_l)"
+                    " OR list_contains(address_keys_l, address_key_r)",
+                    "address (current or earlier)",
+                    0.80,
+                ),
+                _level("addr_block_l <> '' AND addr_block_l = addr_block_r", "番", 0.05),
+                _level("addr_chome_l <> '' AND addr_chome_l = addr_chome_r", "丁目", 0.04),
+                _level("addr_muni_l <> '' AND addr_muni_l = addr_muni_r", "municipality", 0.05),
+                _level("addr_pref_l <> '' AND addr_pref_l = addr_pref_r", "prefecture", 0.03),
+                _level("TRUE", "else", 0.03),
+            ],
+            output_column_name="address",
+        ),
+    ]
+
+
+def _splink_rank(
+    con: duckdb.DuckDBPyConnection,
+    register: Register,
+    records: Sequence[RollRecord],
+    keys: Sequence[Keys],
+    residue: Sequence[int],
+    progress: Progress | None,
+) -> dict[int, list[tuple[str, float, float]]]:
+    """Splink's best candidates (resident code, match weight, probability), up to 4 per record,
+    for the records of `residue`."""
+    import logging
+
+    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+    tick = _Ticker(progress, "probabilistic", 4)
+    fam = con.execute(
+        "SELECT family_kana_key FROM people WHERE family_kana_key IS NOT NULL"
+        " GROUP BY family_kana_key"
+    ).fetchall()
+    families = frozenset(str(f) for (f,) in fam)
+    split = [split_kana(keys[i].name_kana, families) for i in residue]
+    roll2 = pa.table(
+        {
+            "idx": pa.array(residue, pa.int64()),
+            "family_kana": [f or None for f, _g in split],
+            "given_kana": [g or None for _f, g in split],
+            "name_key": [keys[i].name or None for i in residue],
+            "kana_key": [keys[i].name_kana or None for i in residue],
+            "address_key": [keys[i].address or None for i in residue],
+            "birth_date": pa.array([records[i].items.birth_date for i in residue], pa.date32()),
+            "sex": pa.array([records[i].items.sex for i in residue], pa.int8()),
+        }
+    )
+    con.register("roll2", roll2)
+    cols = dict(pref=_PREF_SQL, muni=_MUNI_SQL)
+    left = con.sql(
+        "SELECT "
+        + _SPLINK_COLUMNS.format(uid="'r' || idx::VARCHAR", **cols)
+        + " FROM (SELECT *, [name_key] AS name_keys, [kana_key] AS kana_keys,"
+        " [address_key] AS address_keys FROM roll2)"
+    ).to_arrow_table()
+    right = con.sql(
+        "SELECT "
+        + _SPLINK_COLUMNS.format(uid="resident_code", **cols)
+        + " FROM (SELECT *, coalesce(family_kana_key, kana_key) AS family_kana,"
+        " CASE WHEN family_kana_key IS NULL THEN NULL"
+        " ELSE substr(kana_key, length(family_kana_key) + 1) END AS given_kana,"
+        " list_prepend(name_key, earlier_name_keys) AS name_keys,"
+        " list_prepend(kana_key, earlier_kana_keys) AS kana_keys,"
+        " list_prepend(address_key, earlier_address_keys) AS address_keys FROM people)"
+    ).to_arrow_table()
+    tick()
+    db = DuckDBAPI(connection=duckdb.connect())
+    settings = SettingsCreator(
+        link_type="link_only",
+        unique_id_column_name="unique_id",
+        comparisons=_comparisons(),
+        blocking_rules_to_generate_predictions=[
+            block_on("kana_key", "birth"),
+            block_on("name_key", "birth"),
+            block_on("given_kana", "birth", "sex"),
+            block_on("kana_key", "sex", "addr_chome"),
+            block_on("birth", "sex", "addr_block"),
+            block_on("name_key", "sex", "addr_muni"),
+        ],
+        probability_two_random_records_match=1 / max(register.people.num_rows, 2),
+        retain_intermediate_calculation_columns=False,
+    )
+    linker = Linker(
+        [
+            db.register(left, dataset_display_name="roll"),
+            db.register(right, dataset_display_name="register"),
+        ],
+        settings,
+        log_level=logging.ERROR,
+    )
+    linker.training.estimate_u_using_random_sampling(max_pairs=2_000_000, seed=5)
+    tick()
+    predictions = linker.inference.predict(threshold_match_weight=-10).as_pyarrow_table()  # type: ignore[no-untyped-call]
+    tick()
+    con.register("pred", predictions)
+    rows = con.execute(
+        """
+        WITH p AS (
+            SELECT CASE WHEN unique_id_l LIKE 'r%' THEN unique_id_l ELSE unique_id_r END AS rid,
+                   CASE WHEN unique_id_l LIKE 'r%' THEN unique_id_r ELSE unique_id_l END AS rc,
+                   match_weight, match_probability
+            FROM pred
+        ), best AS (
+            SELECT rid, rc, max(match_weight) AS w, max(match_probability) AS prob
+            FROM p GROUP BY rid, rc
+        )
+        SELECT rid, rc, w, prob FROM (
+            SELECT *, row_number() OVER (PARTITION BY rid ORDER BY w DESC, rc) AS n FROM best
+        ) WHERE n <= 4 ORDER BY rid, n
+        """
+    ).fetchall()
+    tick()
+    out: dict[int, list[tuple[str, float, float]]] = {}
+    for rid, rc, w, prob in rows:
+        out.setdefault(int(rid[1:]), []).append((str(rc), float(w), float(prob)))
+    return out

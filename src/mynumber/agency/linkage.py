@@ -94,10 +94,12 @@ __all__ = [
     "Decision",
     "decide_claim",
     "decide_query",
+    "decide_search",
+    "within_tolerance",
 ]
 
 DECISIONS = ("linked", "review", "unmatched", "rejected")
-METHODS = ("claimed_number", "five_item_query")
+METHODS = ("claimed_number", "five_item_query", "search")
 POLICIES = ("strict", "assisted")
 
 REASONS: dict[str, str] = {
@@ -116,6 +118,10 @@ REASONS: dict[str, str] = {
     "name_changed": "the record's name or kana is an earlier one of the person (provenance note)",
     "assisted_name_kana": "linked under the assisted policy despite a one-kana slip",
     "assisted_birth_date": "linked under the assisted policy despite a one-digit or day/month slip",
+    "claimed_number_ignored": (
+        "the claimed number is not this person's (a typo or another person's number): linked by"
+        " the five items alone, the claim flagged"
+    ),
 }
 """Every reason code a :class:`Decision` can carry, with its meaning."""
 
@@ -224,6 +230,14 @@ def _within_tolerance(record: FiveItems, person: RegisteredIdentity) -> bool:
     return _five_match(c) or _slipped_item(record, person, c) is not None
 
 
+def within_tolerance(record: FiveItems, person: RegisteredIdentity, policy: str) -> bool:
+    """`person` five-matches `record` (strict), or does so or misses by one documented slip
+    (assisted)."""
+    if policy == "assisted":
+        return _within_tolerance(record, person)
+    return _five_match(compare(record, person))
+
+
 def decide_claim(
     record: FiveItems,
     claimed_number: str,
@@ -299,3 +313,74 @@ def decide_query(record: FiveItems, matches: Sequence[Candidate]) -> Decision:
         return Decision("review", person.resident_code, _reasons(reasons), comparison.items, method)
     verdict = "linked" if _five_match(comparison) else "review"
     return Decision(verdict, person.resident_code, _reasons(reasons), comparison.items, method)
+
+
+SEARCH_GAP_BITS = 5.0
+"""How clearly the best candidate must beat the second in a search: 5 bits of Splink match weight
+(the evidence is 32 times likelier for the best). Fixed by design, not fitted to any ground
+truth."""
+
+
+def decide_search(
+    record: FiveItems,
+    prior: Decision,
+    pool: Sequence[Candidate],
+    ranked: Sequence[tuple[str, float]],
+    household: Sequence[Candidate],
+    policy: str = "strict",
+) -> Decision:
+    """Stage 2 of batch linkage: may a record that `prior` (:func:`decide_claim` or
+    :func:`decide_query`) did not link be linked by a search of the register?
+
+    `pool` must hold *every* person who could be within tolerance of the record (the caller's
+    joins guarantee it: same sex and birth date with the name or the kana, or the name and the
+    kana with any birth date — current or earlier values); `ranked` is the probabilistic model's
+    ranking of candidates (resident code, match weight in bits), best first; `household` the
+    members of the household of the pool's tolerant person (may include that person).
+
+    Linked (method ``search``) only when all of these hold, else `prior` is returned unchanged:
+
+    - `prior` is not ``linked`` and carries neither ``household_member_number`` (a family member's
+      number stays with the reviewer) nor ``deceased``;
+    - exactly one person of `pool` is within tolerance (:func:`within_tolerance` — strict: all five
+      items match, current or earlier values; assisted: or four do and the fifth is one slip);
+    - that person is alive, is the model's best candidate, and beats the second by at least
+      :data:`SEARCH_GAP_BITS`;
+    - no other member of that person's household is within tolerance (twins, a parent and a child
+      with the same name).
+
+    The reasons are the item notes (``moved``, ``name_changed``), ``assisted_<item>`` for a slip,
+    and ``claimed_number_ignored`` when the record claimed a number that was not this person's."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown linkage policy {policy!r}; expected one of {POLICIES}")
+    if prior.decision == "linked" or {"household_member_number", "deceased"} & set(prior.reasons):
+        return prior
+    tolerant = [
+        c
+        for c in {c.resident_code: c for c in pool}.values()
+        if within_tolerance(record, c.identity, policy)
+    ]
+    if len(tolerant) != 1 or not ranked:
+        return prior
+    person = tolerant[0]
+    if person.status == "deceased" or ranked[0][0] != person.resident_code:
+        return prior
+    if len(ranked) > 1 and ranked[0][1] - ranked[1][1] < SEARCH_GAP_BITS:
+        return prior
+    if any(
+        within_tolerance(record, m.identity, policy)
+        for m in household
+        if m.resident_code != person.resident_code
+    ):
+        return prior
+    comparison = compare(record, person.identity)
+    reasons = _item_reasons(comparison)
+    slipped = (
+        None if _five_match(comparison) else _slipped_item(record, person.identity, comparison)
+    )
+    if slipped is not None:
+        reasons.discard(_MISMATCH[slipped])
+        reasons.add(f"assisted_{slipped}")
+    if prior.method == "claimed_number":
+        reasons.add("claimed_number_ignored")
+    return Decision("linked", person.resident_code, _reasons(reasons), comparison.items, "search")

@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -90,6 +91,10 @@ reviews = Table(
     Column("claimed_enc", LargeBinary),  # the claimed number, sealed (None: no claim)
     Column("reasons", Text, nullable=False),
     Column("candidate_enc", LargeBinary),  # the number of the person the evidence points to
+    # Batch searches: the numbers of up to three candidates, best first, ';'-joined and sealed,
+    # and the model's match probability for the best.
+    Column("candidates_enc", LargeBinary),
+    Column("score", Float),
     Column("state", String(10), nullable=False),  # open | linked | rejected
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("decided_by", String(200)),

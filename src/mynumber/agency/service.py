@@ -164,6 +164,70 @@ class AgencyService:
         }
         self._replace(m.links, agency_id, [row])
 
+    def store_links(self, agency_id: str, links: Sequence[Mapping[str, Any]]) -> int:
+        """:meth:`store_link` for many records in one transaction (a roll); each mapping has
+        ``internal_id``, ``number``, ``method``, ``policy``, ``items``, ``notes``, ``operator``."""
+        now = self._now()
+        rows = [
+            {
+                "agency_id": agency_id,
+                "internal_id": k["internal_id"],
+                "number_index": self.vault.index(k["number"]),
+                "number_enc": self.vault.seal(k["number"]),
+                "method": k["method"],
+                "policy": k["policy"],
+                "items": json.dumps(dict(k["items"]), sort_keys=True),
+                "notes": ";".join(k["notes"]),
+                "operator": k["operator"],
+                "linked_at": now,
+            }
+            for k in links
+        ]
+        return self._replace(m.links, agency_id, rows)
+
+    def queue_reviews(self, agency_id: str, items: Sequence[Mapping[str, Any]]) -> int:
+        """:meth:`queue_review` for many records in one transaction (a roll); each mapping has
+        ``internal_id``, ``record``, ``reasons``, ``claimed``, ``candidates`` (numbers, best
+        first) and ``score``. All or nothing: a record already waiting refuses the whole lot
+        (``agency.member_pending``) — the caller leaves such records out."""
+        now = self._now()
+
+        def sealed(number: str | None) -> bytes | None:
+            return None if number is None else self.vault.seal(number)
+
+        rows = [
+            {
+                "agency_id": agency_id,
+                "internal_id": k["internal_id"],
+                "record": json.dumps(dict(k["record"]), ensure_ascii=False, sort_keys=True),
+                "claimed_enc": sealed(k["claimed"]),
+                "reasons": ";".join(k["reasons"]),
+                "candidate_enc": sealed(k["candidates"][0] if k["candidates"] else None),
+                "candidates_enc": sealed(";".join(k["candidates"]) or None),
+                "score": k["score"],
+                "state": "open",
+                "created_at": now,
+            }
+            for k in items
+        ]
+        try:
+            with writing(self.engine) as conn:
+                if rows:
+                    conn.execute(m.reviews.insert(), rows)
+        except IntegrityError:
+            raise self._pending(agency_id, "") from None
+        return len(rows)
+
+    def pending_members(self, agency_id: str) -> set[str]:
+        """Internal ids of the agency's records waiting on the review queue."""
+        v = m.reviews.c
+        with self.engine.connect() as conn:
+            return set(
+                conn.execute(
+                    select(v.internal_id).where(v.agency_id == agency_id, v.state == "open")
+                ).scalars()
+            )
+
     def link_of(self, agency_id: str, internal_id: str) -> dict[str, Any] | None:
         """The record's link with its provenance; the number masked to its last four digits."""
         k = m.links.c
@@ -270,6 +334,12 @@ class AgencyService:
             "reasons": [x for x in row.reasons.split(";") if x],
             "claimed_number": masked(row.claimed_enc),
             "candidate_number": masked(row.candidate_enc),
+            "candidates": (
+                [mask(n) for n in self.vault.open(bytes(row.candidates_enc)).split(";")]
+                if row.candidates_enc is not None
+                else [c for c in [masked(row.candidate_enc)] if c is not None]
+            ),
+            "score": row.score,
             "created_at": row.created_at.isoformat(),
         }
         if full:

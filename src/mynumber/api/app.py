@@ -25,6 +25,7 @@ from mynumber.ledger.api import router as ledger_router
 from mynumber.municipality.api import router as municipality_router
 from mynumber.network.api import router as network_router
 from mynumber.platform import Platform
+from mynumber.portal.api import router as portal_router
 
 __all__ = ["SYNC_INTERVAL", "create_app"]
 
@@ -86,6 +87,7 @@ def create_app(platform: Platform, *, sync_interval: float | None = SYNC_INTERVA
     app.include_router(network_router)
     app.include_router(ledger_router)
     app.include_router(agency_router)
+    app.include_router(portal_router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def landing(request: Request, lang: str | None = None) -> Any:

@@ -1,15 +1,21 @@
-"""Staff bearer tokens with role scopes. Tokens are stored only as SHA-256 digests."""
+"""Staff bearer tokens with role scopes. Tokens are stored only as SHA-256 digests.
+
+A token with the scope ``agency:link`` is bound to one agency (:attr:`Staff.agency`): an
+insurer's clerk sees and decides only that agency's records and review queue. Only the
+separately named platform-wide scope ``agency:admin`` acts for every agency.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SCOPES", "Staff", "TokenStore"]
+__all__ = ["AGENCY_ID", "AGENCY_SCOPES", "SCOPES", "Staff", "TokenStore"]
 
 SCOPES = {
     "municipality:read": "read the resident register",
@@ -21,9 +27,18 @@ SCOPES = {
     "card:suspend": "the 24-hour loss line: suspend a card and hold its certificates",
     "network:admin": "register agencies and their request-signing keys with the network",
     "network:audit": "the auditor's view: anomaly report and the log's records",
-    "agency:link": "enrol an agency's members with five-item verification; review and decide links",
+    "agency:link": "enrol one agency's members with five-item verification; review and decide "
+    "its links (the token is bound to that agency)",
+    "agency:admin": "platform-wide: act for every agency under /api/agency (operators, never an "
+    "agency's clerk)",
     "jlis:four-items": "receive the latest four basic items with the holder's consent (registered signature verifiers)",
 }
+
+AGENCY_SCOPES = frozenset({"agency:link"})
+"""Scopes that act for one agency: a token carrying one is bound to an agency when minted."""
+
+AGENCY_ID = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+"""An agency's id (the network's registry, the ``/api/agency/{agency_id}`` path)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +47,15 @@ class Staff:
     scopes: frozenset[str]
     verifier: str | None = None
     """The registered verifier (mynumber.jlis.verifiers) this token belongs to, if any."""
+    agency: str | None = None
+    """The one agency an ``agency:link`` token acts for; None for every other token."""
+
+    def acts_for(self, agency_id: str) -> bool:
+        """May this token act under ``agency:link`` for `agency_id`? Its own agency only, or
+        every agency with the platform-wide ``agency:admin``."""
+        if "agency:admin" in self.scopes:
+            return True
+        return "agency:link" in self.scopes and self.agency == agency_id
 
 
 class TokenStore:
@@ -52,20 +76,32 @@ class TokenStore:
             return
         data = json.loads(self._path.read_text())
         self._by_digest = {
-            t["digest"]: Staff(t["name"], frozenset(t["scopes"]), t.get("verifier"))
+            t["digest"]: Staff(
+                t["name"], frozenset(t["scopes"]), t.get("verifier"), t.get("agency")
+            )
             for t in data.get("tokens", [])
         }
         self._mtime = mtime
 
-    def create(self, name: str, scopes: list[str], *, verifier: str | None = None) -> str:
-        unknown = set(scopes) - set(SCOPES)
-        if unknown:
-            raise ValueError(f"unknown scope(s): {', '.join(sorted(unknown))}")
+    def create(
+        self,
+        name: str,
+        scopes: list[str],
+        *,
+        verifier: str | None = None,
+        agency: str | None = None,
+    ) -> str:
+        """A new token (shown once). A token with ``agency:link`` names its `agency`, unless it
+        is platform-wide (``agency:admin``); `agency` is refused on any other token. Whether the
+        agency is registered is the caller's check (the CLI asks the network)."""
+        self.validate(scopes, agency=agency)
         token = "mnt_" + secrets.token_urlsafe(32)
         data = json.loads(self._path.read_text()) if self._path.exists() else {"tokens": []}
         entry = {"name": name, "scopes": sorted(scopes), "digest": _digest(token)}
         if verifier is not None:
             entry["verifier"] = verifier
+        if agency is not None:
+            entry["agency"] = agency
         data["tokens"].append(entry)
         tmp = self._path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -74,12 +110,37 @@ class TokenStore:
         tmp.replace(self._path)
         return token
 
+    @staticmethod
+    def validate(scopes: list[str], *, agency: str | None = None) -> None:
+        """ValueError unless :meth:`create` would accept these scopes and this binding."""
+        unknown = set(scopes) - set(SCOPES)
+        if unknown:
+            raise ValueError(f"unknown scope(s): {', '.join(sorted(unknown))}")
+        _check_binding(set(scopes), agency)
+
     def check(self, token: str) -> Staff | None:
         self._load()
         digest = _digest(token)
         # A lookup by SHA-256 digest reveals nothing useful through timing: the digest of a
         # guessed token is unrelated to the digests stored.
         return self._by_digest.get(digest)
+
+
+def _check_binding(scopes: set[str], agency: str | None) -> None:
+    bound = scopes & AGENCY_SCOPES
+    if agency is None:
+        if bound and "agency:admin" not in scopes:
+            raise ValueError(
+                f"a token with {', '.join(sorted(bound))} acts for one agency: name it "
+                "(--agency), or grant the platform-wide agency:admin instead"
+            )
+        return
+    if not re.fullmatch(AGENCY_ID, agency):
+        raise ValueError(f"not an agency id: {agency!r}")
+    if "agency:admin" in scopes:
+        raise ValueError("an agency:admin token acts for every agency: it names no agency")
+    if not bound:
+        raise ValueError(f"--agency binds only a token with {', '.join(sorted(AGENCY_SCOPES))}")
 
 
 def _digest(token: str) -> str:

@@ -7,10 +7,10 @@ import binascii
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from mynumber.api.auth import Staff, TokenStore
+from mynumber.api.auth import AGENCY_ID, Staff, TokenStore
 from mynumber.errors import AuthError, ForbiddenError, ValidationError
 from mynumber.platform import Platform
 
@@ -22,6 +22,7 @@ __all__ = [
     "decode_base64",
     "get_platform",
     "require",
+    "require_agency",
 ]
 
 # Text fields and path segments refuse C0 control characters and DEL: no register field needs
@@ -57,6 +58,27 @@ async def get_platform(request: Request) -> Platform:
     return platform
 
 
+def _staff(request: Request, creds: HTTPAuthorizationCredentials | None) -> Staff:
+    tokens: TokenStore = request.app.state.tokens
+    staff = tokens.check(creds.credentials) if creds else None
+    if staff is None:
+        raise AuthError(
+            "auth.token",
+            "A valid staff bearer token is required.",
+            "有効な職員トークン（Bearer）が必要です。",
+        )
+    return staff
+
+
+def _lacks(scope: str) -> ForbiddenError:
+    return ForbiddenError(
+        "auth.scope",
+        f"This token lacks the scope {scope}.",
+        f"このトークンには権限 {scope} がありません。",
+        extra={"required_scope": scope},
+    )
+
+
 def require(scope: str) -> Callable[..., Awaitable[Staff]]:
     """A dependency that admits a staff token carrying `scope`."""
 
@@ -64,20 +86,42 @@ def require(scope: str) -> Callable[..., Awaitable[Staff]]:
         request: Request,
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Staff:
-        tokens: TokenStore = request.app.state.tokens
-        staff = tokens.check(creds.credentials) if creds else None
-        if staff is None:
-            raise AuthError(
-                "auth.token",
-                "A valid staff bearer token is required.",
-                "有効な職員トークン（Bearer）が必要です。",
-            )
+        staff = _staff(request, creds)
         if scope not in staff.scopes:
+            raise _lacks(scope)
+        return staff
+
+    return check
+
+
+def require_agency(scope: str) -> Callable[..., Awaitable[Staff]]:
+    """A dependency for routes under ``/{agency_id}/``: a staff token carrying `scope` that is
+    bound to that very agency, or the platform-wide ``agency:admin``. It runs before the route's
+    body is read, so a token of another agency has nothing read or written for it (403
+    ``auth.wrong_agency``; a token bound to no agency: 403 ``auth.agency_unbound``)."""
+
+    async def check(
+        request: Request,
+        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        agency_id: Annotated[str, Path(pattern=AGENCY_ID, description="the agency's id")],
+    ) -> Staff:
+        staff = _staff(request, creds)
+        if "agency:admin" in staff.scopes:
+            return staff
+        if scope not in staff.scopes:
+            raise _lacks(scope)
+        if staff.agency is None:
             raise ForbiddenError(
-                "auth.scope",
-                f"This token lacks the scope {scope}.",
-                f"このトークンには権限 {scope} がありません。",
-                extra={"required_scope": scope},
+                "auth.agency_unbound",
+                "This token is bound to no agency; ask for a token minted for yours.",
+                "このトークンはどの機関にも紐付いていません。所属機関用のトークンを発行してください。",
+            )
+        if not staff.acts_for(agency_id):
+            raise ForbiddenError(
+                "auth.wrong_agency",
+                "This token acts for another agency only; nothing was read or changed.",
+                "このトークンは他の機関専用です。何も参照・変更していません。",
+                field="agency_id",
             )
         return staff
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -353,6 +353,61 @@ class JlisService:
                 )
             ).first()
         return ("unknown", None) if row is None else (row.status, row.resident_code)
+
+    def number_statuses(self, numbers: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+        """:meth:`number_status` of many numbers at once (a roll's claims): every number given
+        is answered, ``("unknown", None)`` when J-LIS never issued it."""
+        n = m.numbers
+        by_index = {self._vault.index(num): num for num in dict.fromkeys(numbers)}
+        out: dict[str, tuple[str, str | None]] = dict.fromkeys(by_index.values(), ("unknown", None))
+        keys = list(by_index)
+        with self.engine.connect() as conn:
+            for i in range(0, len(keys), _CHUNK):
+                rows = conn.execute(
+                    select(n.c.number_index, n.c.status, n.c.resident_code).where(
+                        n.c.number_index.in_(keys[i : i + _CHUNK])
+                    )
+                )
+                for ix, status, code in rows:
+                    out[by_index[bytes(ix)]] = (str(status), str(code))
+        return out
+
+    def identity_batches(self, size: int = 50_000) -> Iterator[list[dict[str, Any]]]:
+        """The whole identity mirror, `size` people at a time in resident-code order: current
+        items, normalised keys, earlier keys and status — the evidence of batch linkage. No
+        numbers."""
+        t = m.identities
+        after = ""
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(t)
+                    .where(t.c.resident_code > after)
+                    .order_by(t.c.resident_code)
+                    .limit(size)
+                ).all()
+            if not rows:
+                return
+            yield [
+                {
+                    "resident_code": r.resident_code,
+                    "status": r.status,
+                    "name": f"{r.family_name}{r.given_name}",
+                    "name_kana": f"{r.family_name_kana}{r.given_name_kana}",
+                    "family_name_kana": r.family_name_kana,
+                    "birth_date": r.birth_date,
+                    "sex": r.sex,
+                    "address": r.address,
+                    "name_key": r.name_key,
+                    "kana_key": r.kana_key,
+                    "address_key": r.address_key,
+                    "earlier_name_keys": list(_split(r.earlier_name_keys)),
+                    "earlier_kana_keys": list(_split(r.earlier_kana_keys)),
+                    "earlier_address_keys": list(_split(r.earlier_address_keys)),
+                }
+                for r in rows
+            ]
+            after = rows[-1].resident_code
 
     # -- identity mirror -------------------------------------------------------------------
 

@@ -29,6 +29,8 @@ def metadata_for(role: str) -> MetaData:
         from mynumber.network.models import metadata
     elif role == "agency":
         from mynumber.agency.models import metadata
+    elif role == "portal":
+        from mynumber.portal.models import metadata
     else:
         raise ValueError(f"no migrations for role {role}")
     return metadata

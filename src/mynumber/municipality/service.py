@@ -690,6 +690,18 @@ class MunicipalityService:
             ).scalars()
             return str(row.household_id), sorted(others)
 
+    def household_keys(self) -> dict[str, str]:
+        """Every resident's household, as ``municipality_code:household_id``: the evidence of
+        batch linkage (which, like :meth:`household_of`, counts only members still active)."""
+        r = m.residents.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(r.resident_code, r.municipality_code, r.household_id).where(
+                    r.household_id != ""
+                )
+            )
+            return {str(rc): f"{mc}:{h}" for rc, mc, h in rows}
+
     def household(self, municipality_code: str, household_id: str) -> list[dict[str, Any]]:
         r = m.residents
         with self.engine.connect() as conn:

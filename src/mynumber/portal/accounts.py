@@ -27,9 +27,9 @@ from mynumber.jtext import normalise_kana
 
 __all__ = ["Account", "AccountCheck", "Holder", "check_registration", "parse_account"]
 
-_BANK = re.compile(r"^\d{4}$")
-_BRANCH = re.compile(r"^\d{3}$")
-_NUMBER = re.compile(r"^\d{7}$")
+# ASCII digits only (\d would take any script's digits, ٠١٢ or １２３).
+_BANK = re.compile(r"[0-9]{4}")
+_BRANCH = re.compile(r"[0-9]{3}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +45,9 @@ class Account:
 def parse_account(bank: str, branch: str, number: str) -> Account:
     """The account, digits checked (number zero-padded to 7); ValueError naming the field."""
     bank, branch, number = bank.strip(), branch.strip(), number.strip()
-    if not _BANK.match(bank):
+    if not _BANK.fullmatch(bank):
         raise ValueError("bank: a 4-digit bank code")
-    if not _BRANCH.match(branch):
+    if not _BRANCH.fullmatch(branch):
         raise ValueError("branch: a 3-digit branch code")
     if not number.isascii() or not number.isdigit() or not 1 <= len(number) <= 7:
         raise ValueError("number: an account number of 1–7 digits")

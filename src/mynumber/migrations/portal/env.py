@@ -1,0 +1,3 @@
+from mynumber.migrations.env_common import run
+
+run()

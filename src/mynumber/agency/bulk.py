@@ -629,7 +629,8 @@ def _splink_rank(
         settings,
         log_level=logging.ERROR,
     )
-    linker.training.estimate_u_using_random_sampling(max_pairs=2_000_000, seed=5)
+    pairs = min(2_000_000, len(residue) * register.people.num_rows)
+    linker.training.estimate_u_using_random_sampling(max_pairs=pairs, seed=5)
     tick()
     predictions = linker.inference.predict(threshold_match_weight=-10).as_pyarrow_table()  # type: ignore[no-untyped-call]
     tick()

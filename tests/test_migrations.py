@@ -31,7 +31,7 @@ def test_migrations_match_models(platform: Platform, role: str) -> None:
         assert ctx.get_current_revision() == {
             "jlis": "0004",
             "ledger": "0002",
-            "agency": "0002",
+            "agency": "0003",
         }.get(role, "0001")
 
 

@@ -475,6 +475,10 @@ def serve(
 
             err.print("seeding the demo agencies and their exchanges over the network …")
             seed_demo_agencies(p, progress=lambda msg: err.print(f"  {msg}"))
+            from mynumber.cli_link import write_samples
+
+            roll_file, links_file = write_samples(p, s.data_dir / "samples", 2_000, 5_000)
+            err.print(f"  samples to try: {roll_file} (mynumber link), {links_file} (check-links)")
         token_file = s.data_dir / "demo-token"
         # The demo token is also a registered verifier's, so OCSP and 基本4情報提供 answer it;
         # with every scope it holds the platform-wide agency:admin and acts for every agency.
@@ -503,6 +507,7 @@ def serve(
 
 
 import mynumber.cli_agency  # noqa: E402  (agency enrol|reviews|review|decide)
+import mynumber.cli_checks  # noqa: E402  (check-links EXTRACT --out REPORT)
 import mynumber.cli_ledger  # noqa: E402  (verify-proof)
 import mynumber.cli_link  # noqa: E402  (link ROLL --agency --out)
 import mynumber.cli_network  # noqa: E402  (ledger audit|scan, network …)

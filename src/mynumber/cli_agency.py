@@ -6,6 +6,7 @@ command line (where other users may see it in the process list)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -267,3 +268,22 @@ def agency_decide(
     if linked is not None:
         # link_of masks already; masking again keeps this line safe if that ever changes
         out.print(f"linked / 紐付け済み: {mask(linked['individual_number'])}", highlight=False)
+
+
+@agency_app.command("samples")
+def samples_cmd(
+    out_dir: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="Directory for roll.csv and links.csv.")
+    ],
+    records: Annotated[int, typer.Option(min=1, help="Records in the roll.")] = 2_000,
+    links: Annotated[int, typer.Option(min=1, help="Links in the extract.")] = 5_000,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write a sample roll and a sample extract of links drawn from this platform's residents,
+    with the errors agencies make (numbers are synthetic residents'; files are mode 0600)."""
+    from mynumber.cli_link import write_samples
+
+    with platform_for(data_dir, database_url) as p:
+        roll_file, links_file = write_samples(p, out_dir, records, links)
+    out.print(f"{escape(str(roll_file))}\n{escape(str(links_file))}", highlight=False)

@@ -11,7 +11,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -21,7 +21,7 @@ from mynumber.charts import summary_chart
 from mynumber.cli import DatabaseUrl, DataDir, app, err, fail, out, platform_for, progress_bar
 from mynumber.errors import MynumberError
 
-__all__ = ["link_cmd", "write_atomically"]
+__all__ = ["link_cmd", "write_atomically", "write_samples"]
 
 # Not imported from mynumber.cli_agency at module level: `python -m mynumber.cli` imports the
 # cli_* modules while mynumber.cli is still initialising, so they must not import each other.
@@ -134,3 +134,21 @@ def link_cmd(
         highlight=False,
     )
     err.print("numbers in the output are masked / 出力の個人番号は下4桁のみです", highlight=False)
+
+
+def write_samples(p: Any, directory: Path, records: int, links: int) -> tuple[Path, Path]:
+    """``roll.csv`` and ``links.csv`` of the platform's own residents in `directory` (0600):
+    something to try ``mynumber link`` and ``mynumber check-links`` on."""
+    from mynumber.agency.checks import EXTRACT_COLUMNS
+    from mynumber.agency.roll import ROLL_COLUMNS
+    from mynumber.agency.samples import sample_extract, sample_roll
+    from mynumber.municipality.bulk import export_residents
+
+    directory.mkdir(parents=True, exist_ok=True)
+    residents = list(export_residents(p.municipality))
+    roll, _ = sample_roll(residents, records)
+    extract, _ = sample_extract(residents, links)
+    roll_file, links_file = directory / "roll.csv", directory / "links.csv"
+    write_atomically(roll_file, list(ROLL_COLUMNS), roll)
+    write_atomically(links_file, list(EXTRACT_COLUMNS), extract)
+    return roll_file, links_file

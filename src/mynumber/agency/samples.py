@@ -135,7 +135,8 @@ def sample_roll(
             else:
                 kind = "clean"
         elif kind == "family_number":
-            number = _family_number(people, households, i) or number
+            found = _family_number(people, households, i)
+            kind, number = ("family_number", found) if found else ("clean", number)
         elif kind == "number_typo":
             number = number_typo(number, rng)
         elif kind == "no_number":

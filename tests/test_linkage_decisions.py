@@ -19,7 +19,7 @@ from mynumber.agency.linkage import (
     decide_search,
 )
 from mynumber.identity import ITEMS, FiveItems, ItemResult, RegisteredIdentity, compare
-from mynumber.jtext import normalise_address, normalise_kana, normalise_name
+from mynumber.jtext import is_kana, normalise_address, normalise_kana, normalise_name
 from mynumber.numbers import individual_check_digit
 
 
@@ -629,9 +629,10 @@ def levenshtein(a: str, b: str) -> int:
 
 def one_slip(item: str, record: FiveItems, registered: FiveItems) -> bool:
     if item == "name_kana":
-        return (
-            levenshtein(normalise_kana(record.name_kana), normalise_kana(registered.name_kana)) == 1
-        )
+        # one kana inserted, deleted or changed: the record's reading must still be kana (a "1"
+        # typed after the reading is no slip of the pen)
+        key = normalise_kana(record.name_kana)
+        return is_kana(key) and levenshtein(key, normalise_kana(registered.name_kana)) == 1
     if item == "birth_date":
         a, b = record.birth_date, registered.birth_date
         digits = sum(

@@ -20,11 +20,16 @@ NOT_CODES = {
 }
 
 
+FILE_SUFFIXES = {"csv", "html", "png", "json", "parquet"}
+"""A quoted "roll.csv" is a file name, not a reason code."""
+
+
 def _codes_in_source() -> set[str]:
     found: set[str] = set()
     for path in (ROOT / "src" / "mynumber").rglob("*.py"):
         for code in re.findall(r'"([a-z_]+\.[a-z_]+)"', path.read_text(encoding="utf-8")):
-            if code.split(".")[0] not in NOT_CODES:
+            head, tail = code.split(".")
+            if head not in NOT_CODES and tail not in FILE_SUFFIXES:
                 found.add(code)
     for kind in Kind:
         for suffix in ("empty", "invalid_character", "length", "check_digit"):

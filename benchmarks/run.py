@@ -17,6 +17,7 @@ from typing import Any
 from rich.table import Table
 
 from .backends import Backend, postgres_backend, postgres_database, postgres_version, sqlite_backend
+from .bench_checks import ChecksRun, checks_results, run_checks
 from .bench_http import http_results, run_http
 from .bench_import import as_tuples, import_results, run_import
 from .bench_merkle import MerkleRun, merkle_results, run_merkle
@@ -33,10 +34,11 @@ from .bench_pki import PkiRun, login_bench, pki_results, run_pki
 from .bench_query import Tally, query_result, run_bare_lookup, run_queries
 from .common import Result, err, fmt_rate, machine_info, out
 from .data import build_claims, generate_rows
+from .linkage.run import LinkageRun, linkage_results, print_linkage, run_linkage, write_linkage
 
 __all__ = ["main"]
 
-PHASES = ("import", "query", "http", "pki", "merkle", "network")
+PHASES = ("import", "query", "http", "pki", "merkle", "network", "linkage", "checks")
 REGISTER_PHASES = frozenset({"import", "query", "http", "pki"})
 """The phases that need the synthetic register generated and imported (network seeds its own
 small deployment, merkle needs none)."""
@@ -59,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=PHASES,
         action="append",
         help="report only this benchmark (repeatable); the register is imported for any but "
-        "merkle and network",
+        "merkle, network and linkage",
     )
     p.add_argument("--json", metavar="FILE", type=Path, help="also write the results as JSON")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic register (1)")
@@ -117,6 +119,41 @@ def _parser() -> argparse.ArgumentParser:
         default=1_000_000,
         help="leaves of the network phase's ledger store in its database (1,000,000; the target "
         "run is 10,000,000; 0: skip)",
+    )
+    p.add_argument(
+        "--linkage-register",
+        type=int,
+        default=20_000,
+        metavar="N",
+        help="people in the linkage benchmark's register (20,000; the target run is 1,000,000)",
+    )
+    p.add_argument(
+        "--linkage-roll",
+        type=int,
+        metavar="M",
+        help="records in its roll (default: half the register; the target run is 500,000)",
+    )
+    p.add_argument(
+        "--linkage-out",
+        type=Path,
+        default=Path("var/bench"),
+        metavar="DIR",
+        help="where the linkage benchmark writes linkage-N-M.json/.md/.png (var/bench)",
+    )
+    p.add_argument(
+        "--checks-links",
+        type=int,
+        default=200_000,
+        metavar="N",
+        help="links of the general check's extract (200,000; the target run is 10,000,000)",
+    )
+    p.add_argument(
+        "--checks-register",
+        type=int,
+        default=None,
+        metavar="N",
+        help="people of the general check's register (default: as many as links, at most "
+        "2,000,000)",
     )
     return p
 
@@ -192,6 +229,13 @@ def _machine_lines(m: dict[str, Any], args: argparse.Namespace) -> list[str]:
     ]
     if not set(args.only or PHASES) & REGISTER_PHASES:
         lines.pop()  # no register generated
+    if "linkage" in set(args.only or PHASES):
+        lines.append(
+            f"linkage: a roll of {args.linkage_roll:,} against a register of "
+            f"{args.linkage_register:,} (seed {args.seed})"
+        )
+    if "checks" in set(args.only or PHASES):
+        lines.append(f"general check: {args.checks_links:,} links (seed {args.seed})")
     if "merkle" in set(args.only or PHASES):
         lines.append(f"Merkle log: {args.merkle_leaves:,} leaves")
     if "network" in set(args.only or PHASES):
@@ -370,6 +414,13 @@ def main(argv: list[str] | None = None) -> int:
             f"--ledger-leaves 0 or more than {LEDGER_APPENDS:,}, and not both 0"
         )
         return 2
+    if args.linkage_roll is None:
+        args.linkage_roll = args.linkage_register // 2
+    if "linkage" in only and (
+        args.linkage_register < 1000 or not 1 <= args.linkage_roll <= args.linkage_register // 2
+    ):
+        err.print("[red]--linkage-register must be at least 1,000, --linkage-roll 1 to half of it")
+        return 2
     signal.signal(signal.SIGTERM, _on_sigterm)
     if not out.is_terminal:
         out.width = max(out.width, 180)
@@ -389,11 +440,14 @@ def main(argv: list[str] | None = None) -> int:
         "merkle": [],
         "network": [],
         "ledger": [],
+        "linkage": [],
+        "checks": [],
     }
     pki_runs: list[PkiRun] = []
     merkle_runs: list[MerkleRun] = []
     network_runs: list[NetworkRun] = []
     ledger_runs: list[LedgerRun] = []
+    linkage_runs: list[LinkageRun] = []
     claim_summary: dict[str, Any] = {}
     if only & REGISTER_PHASES:
         claim_summary = _register_phases(args, only, clients, results, tallies, details, pki_runs)
@@ -404,6 +458,18 @@ def main(argv: list[str] | None = None) -> int:
         results += merkle_results(mr)
     if "network" in only:
         _network_phase(args, clients, results, details, network_runs, ledger_runs)
+    if "linkage" in only:
+        lkr = run_linkage(args.linkage_register, args.linkage_roll, args.seed)
+        write_linkage(lkr, args.linkage_out)
+        linkage_runs.append(lkr)
+        details["linkage"].append(lkr.as_json())
+        results += linkage_results(lkr)
+    checks_runs: list[ChecksRun] = []
+    if "checks" in only:
+        cr = run_checks(args.checks_links, args.checks_register, args.seed)
+        checks_runs.append(cr)
+        details["checks"].append(cr.as_json())
+        results += checks_results(cr)
 
     machine["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out.print()
@@ -455,12 +521,25 @@ def main(argv: list[str] | None = None) -> int:
         )
         for line in lr.wrong[:10]:
             out.print(f"  {line}", highlight=False)
+    for lkr in linkage_runs:
+        print_linkage(lkr)
+    for cr in checks_runs:
+        verdict = "all right" if not cr.wrong else f"{len(cr.wrong)} WRONG"
+        out.print(
+            f"general check: DuckDB and plain-Python classes compared on {cr.floor_links:,} "
+            f"links: {verdict}",
+            highlight=False,
+        )
+        for line in cr.wrong[:10]:
+            out.print(f"  {line}", highlight=False)
     failed = (
         any(not t.ok for t in tallies)
         or any(pr.wrong for pr in pki_runs)
         or any(mr.wrong for mr in merkle_runs)
         or any(nr.wrong_count for nr in network_runs)
         or any(lr.wrong for lr in ledger_runs)
+        or any(lkr.wrong for lkr in linkage_runs)
+        or any(cr.wrong for cr in checks_runs)
     )
 
     if args.json:
@@ -481,6 +560,10 @@ def main(argv: list[str] | None = None) -> int:
                 "network_exchanges": args.network_exchanges,
                 "network_residents": args.network_residents,
                 "ledger_leaves": args.ledger_leaves,
+                "linkage_register": args.linkage_register,
+                "linkage_roll": args.linkage_roll,
+                "checks_links": args.checks_links,
+                "checks_register": args.checks_register,
             },
             "machine": machine,
             "ratio_definition": "figure / baseline, both throughputs (= baseline time / our time)",

@@ -15,7 +15,7 @@ from mynumber.numbers import individual_check_digit
 
 @pytest.fixture(scope="module")
 def world() -> World:
-    return generate_world(4000, 2000, 11)
+    return generate_world(3000, 1500, 11)
 
 
 def _indexes(w: World, kind: str) -> list[int]:
@@ -36,14 +36,14 @@ def test_the_generator_is_deterministic() -> None:
 
 def test_every_kind_appears_in_the_proportions_asked(world: World) -> None:
     assert sum(ROLL_MIX.values()) == pytest.approx(1.0)
-    assert len(world.roll) == 2000
+    assert len(world.roll) == 1500
     for kind, share in ROLL_MIX.items():
         n = len(_indexes(world, kind))
         assert n == world.kind_counts[kind]
         assert n > 0, kind
         if kind != "clean":  # clean takes what a kind short of people gives back
-            assert n <= round(2000 * share) + 1, kind
-    assert len(set(world.roll.record_id)) == 2000
+            assert n <= round(1500 * share) + 1, kind
+    assert len(set(world.roll.record_id)) == 1500
     truths = [t for t in world.roll.truth if t is not None]
     assert len(truths) == len(set(truths))  # each person at most once
 

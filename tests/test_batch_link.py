@@ -271,3 +271,55 @@ def test_a_broken_roll_writes_nothing_at_all(platform: Platform, tmp_path: Path)
     assert not out.exists() and sorted(f.name for f in tmp_path.iterdir()) == ["data", "roll.csv"]
     assert counts(platform) == before == (0, 1)
     assert not [n for n in numbers if n in r.stdout + r.stderr]
+
+
+def test_a_reviewer_may_link_any_candidate_shown_and_only_those(platform: Platform) -> None:
+    """A batch review item names up to three candidates; the reviewer links the one they
+    choose, with how each item compared with *that* person as the provenance."""
+    from mynumber.agency.enrolment import decide, review_view
+    from mynumber.errors import ValidationError
+
+    first = register(platform, given_name="一郎", given_name_kana="イチロウ")
+    second = register(platform, given_name="二郎", given_name_kana="ジロウ")
+    a, b = number_of(platform, first), number_of(platform, second)
+    record = {
+        "name": "髙橋 二郎",
+        "name_kana": "タカハシ ジロウ",
+        "birth_date": "1985-06-15",
+        "sex": 1,
+        "address": ADDRESS,
+    }
+    platform.agencies.queue_reviews(
+        AGENCY,
+        [
+            {
+                "internal_id": "M1",
+                "record": record,
+                "reasons": ("ambiguous",),
+                "claimed": None,
+                "candidates": [a, b],
+                "score": 0.75,
+            }
+        ],
+    )
+    (item,) = platform.agencies.open_reviews(AGENCY)
+    assert item["candidates"] == ["********" + a[-4:], "********" + b[-4:]]
+    assert item["score"] == 0.75
+    view = review_view(platform, AGENCY, item["review_id"])
+    assert [s["number"][-4:] for s in view["candidates_view"]] == [a[-4:], b[-4:]]
+    assert view["candidates_view"][1]["comparison"]["name"]["differs"] is False
+    try:
+        decide(platform, AGENCY, item["review_id"], link=True, operator="rv", justification="x",
+               candidate=3)  # fmt: skip
+    except ValidationError as e:
+        assert e.code == "review.candidate"
+    else:
+        raise AssertionError("a third candidate that is not there was accepted")
+    decide(
+        platform, AGENCY, item["review_id"], link=True, operator="rv", justification="保険証",
+        candidate=2,
+    )  # fmt: skip
+    link = platform.agencies.link_of(AGENCY, "M1")
+    assert link is not None and link["individual_number"].endswith(b[-4:])
+    # compared with the second candidate (二郎), not the first (一郎)
+    assert link["items"]["name"] == "match_normalised" and link["method"] == "review"

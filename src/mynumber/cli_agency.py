@@ -203,22 +203,24 @@ def agency_review(
         f"claimed: {_text(view['claimed_number'])}  candidate: {_text(view['candidate_number'])}",
         highlight=False,
     )
-    registered = view["registered"] or {}
-    comparison = view["comparison"] or {}
-    t = _table("item", "agency record", "registered", "result")
-    for item in _ITEMS:
-        c = comparison.get(item)
-        row = [
-            item,
-            _text(view["record"].get(item)),
-            _text(registered.get(item)),
-            _text(c["result"] if c else None),
-        ]
-        if c and c["differs"]:
-            row = [f"[red]{cell}[/red]" for cell in row]
-        t.add_row(*row)
-    out.print(t)
-    if not registered:
+    sides = view["candidates_view"] or [{"number": None, "registered": {}, "comparison": {}}]
+    for n, side in enumerate(sides, 1):
+        registered, comparison = side["registered"], side["comparison"]
+        head = f"candidate {n}" + (f" (--candidate {n})" if len(sides) > 1 else "")
+        t = _table("item", "agency record", f"{head}: {_text(side['number'])}", "result")
+        for item in _ITEMS:
+            c = comparison.get(item)
+            row = [
+                item,
+                _text(view["record"].get(item)),
+                _text(registered.get(item)),
+                _text(c["result"] if c else None),
+            ]
+            if c and c["differs"]:
+                row = [f"[red]{cell}[/red]" for cell in row]
+            t.add_row(*row)
+        out.print(t)
+    if not view["candidates_view"]:
         out.print("The evidence names no person / 証拠が本人を特定していません (reject only)")
     if view["state"] != "open":
         out.print(
@@ -240,6 +242,9 @@ def agency_decide(
         bool, typer.Option("--link", help="Link to the person the evidence names.")
     ] = False,
     reject: Annotated[bool, typer.Option("--reject", help="Reject the record.")] = False,
+    candidate: Annotated[
+        int, typer.Option(min=1, max=3, help="With --link: which candidate (1 = the best).")
+    ] = 1,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -256,7 +261,13 @@ def agency_decide(
     try:
         with platform_for(data_dir, database_url) as p:
             done = decide(
-                p, agency, review_id, link=link, operator=operator, justification=justification
+                p,
+                agency,
+                review_id,
+                link=link,
+                operator=operator,
+                justification=justification,
+                candidate=candidate,
             )
             linked = p.agencies.link_of(agency, done["internal_id"]) if link else None
     except MynumberError as e:

@@ -137,6 +137,12 @@ class ReviewSummary(BaseModel):
     reasons: list[str]
     claimed_number: str | None = Field(description="masked")
     candidate_number: str | None = Field(description="masked: whom the evidence names")
+    candidates: list[str] = Field(
+        default_factory=list, description="masked: every candidate shown, best first"
+    )
+    score: float | None = Field(
+        default=None, description="batch search: the model's match probability for the best"
+    )
     created_at: str
 
 
@@ -152,12 +158,21 @@ class ComparisonOut(BaseModel):
     differs: bool
 
 
+class CandidateView(BaseModel):
+    number: str = Field(description="masked")
+    registered: dict[str, Any]
+    comparison: dict[str, ComparisonOut]
+
+
 class ReviewViewOut(ReviewOut):
     registered: dict[str, Any] | None = Field(
         description="the registered person the evidence names, current items"
     )
     comparison: dict[str, ComparisonOut] | None = Field(
         description="item → how the record compares; differs marks what to look at"
+    )
+    candidates_view: list[CandidateView] = Field(
+        default_factory=list, description="each candidate side by side, best first"
     )
 
 
@@ -167,6 +182,9 @@ class DecisionIn(BaseModel):
     decision: Literal["link", "reject"]
     operator: Operator
     justification: str = Field(min_length=1, max_length=2000, pattern=PLAIN_TEXT)
+    candidate: int = Field(
+        default=1, ge=1, le=3, description="which candidate to link (1 = the best)"
+    )
 
 
 @router.post(
@@ -242,4 +260,5 @@ def decision(
         link=body.decision == "link",
         operator=body.operator,
         justification=body.justification,
+        candidate=body.candidate,
     )

@@ -134,38 +134,46 @@ def enrol(
 
 
 def review_view(p: Any, agency_id: str, review_id: int) -> dict[str, Any]:
-    """A review item side by side with the person the evidence names: the agency's record, the
-    registered identity, and how each item compares (``differs`` marks what to look at)."""
+    """A review item side by side with the people the evidence names: the agency's record, and
+    for each candidate (best first) the registered identity and how each item compares
+    (``differs`` marks what to look at). ``registered`` / ``comparison`` are the best's."""
     item: dict[str, Any] = p.agencies.review(agency_id, review_id)
-    number = p.agencies.review_candidate(agency_id, review_id)
-    item["registered"] = None
-    item["comparison"] = None
-    if number is not None:
+    rec = item["record"]
+    record = FiveItems(
+        rec["name"],
+        rec["name_kana"],
+        dt.date.fromisoformat(rec["birth_date"]),
+        int(rec["sex"]),
+        rec["address"],
+    )
+    sides: list[dict[str, Any]] = []
+    for number in p.agencies.review_candidates(agency_id, review_id):
         _status, rc = p.jlis.number_status(number)
         found = p.jlis.registered([rc]) if rc else {}
-        if rc in found:
-            identity, status = found[rc]
-            rec = item["record"]
-            record = FiveItems(
-                rec["name"],
-                rec["name_kana"],
-                dt.date.fromisoformat(rec["birth_date"]),
-                int(rec["sex"]),
-                rec["address"],
-            )
-            cur = identity.current
-            item["registered"] = {
-                "name": cur.name,
-                "name_kana": cur.name_kana,
-                "birth_date": cur.birth_date.isoformat(),
-                "sex": cur.sex,
-                "address": cur.address,
-                "status": status,
+        if rc not in found:
+            continue
+        identity, status = found[rc]
+        cur = identity.current
+        sides.append(
+            {
+                "number": mask(number),
+                "registered": {
+                    "name": cur.name,
+                    "name_kana": cur.name_kana,
+                    "birth_date": cur.birth_date.isoformat(),
+                    "sex": cur.sex,
+                    "address": cur.address,
+                    "status": status,
+                },
+                "comparison": {
+                    r.item: {"result": _how(r), "differs": r.result == "mismatch"}
+                    for r in compare(record, identity).items
+                },
             }
-            item["comparison"] = {
-                r.item: {"result": _how(r), "differs": r.result == "mismatch"}
-                for r in compare(record, identity).items
-            }
+        )
+    item["candidates_view"] = sides
+    item["registered"] = sides[0]["registered"] if sides else None
+    item["comparison"] = sides[0]["comparison"] if sides else None
     return item
 
 
@@ -177,10 +185,14 @@ def decide(
     link: bool,
     operator: str,
     justification: str,
+    candidate: int = 1,
 ) -> dict[str, Any]:
-    """Record a reviewer's decision; a link keeps how each item compared as its provenance."""
+    """Record a reviewer's decision (a link to `candidate`, 1 = the best); a link keeps how
+    each item compared with that person as its provenance."""
     view = review_view(p, agency_id, review_id)
-    items = {k: v["result"] for k, v in (view["comparison"] or {}).items()}
+    sides = view["candidates_view"]
+    chosen = sides[candidate - 1]["comparison"] if 1 <= candidate <= len(sides) else {}
+    items = {k: v["result"] for k, v in chosen.items()}
     decided: dict[str, Any] = p.agencies.decide_review(
         agency_id,
         review_id,
@@ -188,5 +200,6 @@ def decide(
         operator=operator,
         justification=justification,
         items=items,
+        candidate=candidate,
     )
     return decided

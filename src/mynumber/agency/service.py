@@ -357,6 +357,15 @@ class AgencyService:
         row = self._review_row(agency_id, review_id)
         return None if row.candidate_enc is None else self.vault.open(bytes(row.candidate_enc))
 
+    def review_candidates(self, agency_id: str, review_id: int) -> list[str]:
+        """The whole numbers of every candidate the item names, best first (never shown)."""
+        return self._candidates_of(self._review_row(agency_id, review_id))
+
+    def _candidates_of(self, row: Any) -> list[str]:
+        if row.candidates_enc is not None:
+            return self.vault.open(bytes(row.candidates_enc)).split(";")
+        return [] if row.candidate_enc is None else [self.vault.open(bytes(row.candidate_enc))]
+
     def _review_row(self, agency_id: str, review_id: int) -> Any:
         v = m.reviews.c
         with self.engine.connect() as conn:
@@ -381,9 +390,11 @@ class AgencyService:
         operator: str,
         justification: str,
         items: Mapping[str, str] | None = None,
+        candidate: int = 1,
     ) -> dict[str, Any]:
-        """Decide an open review item: link it to the candidate the evidence names, or reject
-        it. Needs an operator and a justification; recorded; decided once."""
+        """Decide an open review item: link it to one of the candidates the evidence names
+        (`candidate`, 1 = the best), or reject it. Needs an operator and a justification;
+        recorded; decided once."""
         if not operator.strip() or not justification.strip():
             raise ValidationError(
                 "review.justification",
@@ -405,11 +416,19 @@ class AgencyService:
                     "This review item was already decided.",
                     "この審査案件は判断済みです。",
                 )
-            if link and row.candidate_enc is None:
+            candidates = self._candidates_of(row)
+            if link and not candidates:
                 raise ConflictError(
                     "review.no_candidate",
                     "The evidence names no person: the record can only be rejected.",
                     "証拠が本人を特定していないため、紐付けはできません（却下のみ可能）。",
+                )
+            if link and not 1 <= candidate <= len(candidates):
+                raise ValidationError(
+                    "review.candidate",
+                    f"This item has {len(candidates)} candidate(s): choose 1–{len(candidates)}.",
+                    f"この案件の候補は {len(candidates)} 人です（1〜{len(candidates)} を指定）。",
+                    field="candidate",
                 )
             now = self._now()
             done = conn.execute(
@@ -429,7 +448,7 @@ class AgencyService:
                     "この審査案件は判断済みです。",
                 )
             if link:
-                number = self.vault.open(bytes(row.candidate_enc))
+                number = candidates[candidate - 1]
                 k = m.links.c
                 conn.execute(
                     delete(m.links).where(

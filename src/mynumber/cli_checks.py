@@ -33,9 +33,7 @@ def check_links_cmd(
     ],
     report: Annotated[
         Path,
-        typer.Option(
-            "--out", file_okay=False, help="A directory for report.csv and report.html."
-        ),
+        typer.Option("--out", file_okay=False, help="A directory for report.csv and report.html."),
     ],
     engine: Annotated[
         str, typer.Option(help="duckdb (one machine) | spark (a Spark session; see docs).")
@@ -77,8 +75,13 @@ def check_links_cmd(
                 task = bar.add_task(label, total=total)
                 return lambda n: bar.advance(task, n)
 
-            register = platform_register(p, progress)
-            result = check_links(register, extract, target, engine=engine, progress=progress)
+            result = check_links(
+                lambda: platform_register(p, progress),
+                extract,
+                target,
+                engine=engine,
+                progress=progress,
+            )
     except MynumberError as e:
         line = e.extra.get("line")
         fail(e, f"{extract}:{line}" if line else str(extract))

@@ -471,7 +471,7 @@ def load_extract(
         con,
         "individual_number",
         f"SELECT DISTINCT individual_number FROM rows WHERE NOT (regexp_full_match("
-        f"individual_number, '[0-9]{{12}}') AND {_CHECK_DIGIT_SQL.replace('n,', 'individual_number,')})",  # noqa: E501
+        f"individual_number, '[0-9]{{12}}') AND {_CHECK_DIGIT_SQL.replace('n,', 'individual_number,')})",
         _number_or_none,
         pa.string(),
         None,
@@ -528,7 +528,9 @@ def _lookup(
         except MynumberError as e:
             if refuse_at is None:
                 raise
-            row = con.execute(f"SELECT min(idx) FROM rows WHERE trim({col}) = ?", [value]).fetchone()
+            row = con.execute(
+                f"SELECT min(idx) FROM rows WHERE trim({col}) = ?", [value]
+            ).fetchone()
             raise refuse_at(int(row[0]) if row else 0, e.code, col, e.en, e.ja) from None
         keys.append(str(value))
     return pa.table({"k": pa.array(keys, pa.string()), "v": pa.array(values, typ)})
@@ -646,9 +648,7 @@ def judge_rows(rows: Iterable[Mapping[str, Any]]) -> Iterator[tuple[int, Verdict
     for row in rows:
         owner = owner_of(row)
         v = classify(items_of(row), True, "active", owner)
-        yield int(row["idx"]), v, (
-            owner.household_id if v.cls == "different_person" else None
-        )
+        yield int(row["idx"]), v, (owner.household_id if v.cls == "different_person" else None)
 
 
 def verdict_batch(verdicts: Sequence[tuple[int, Verdict]]) -> pa.Table:
@@ -663,9 +663,7 @@ def verdict_batch(verdicts: Sequence[tuple[int, Verdict]]) -> pa.Table:
     )
 
 
-def upgrade(
-    rows: Iterable[Mapping[str, Any]], items: Mapping[int, FiveItems]
-) -> set[int]:
+def upgrade(rows: Iterable[Mapping[str, Any]], items: Mapping[int, FiveItems]) -> set[int]:
     """The links (idx) that another member of the owner's household matches, from the rows of
     :data:`MEMBERS_SQL` (idx + a register row)."""
     found: set[int] = set()
@@ -882,7 +880,7 @@ def render_html(
     rows = "\n".join(
         f"<tr><td><code>{c}</code></td><td class=n>{result.counts.get(c, 0):,}</td>"
         f"<td class=n>{100 * result.counts.get(c, 0) / total:.3f}%</td>"
-        f"<td>{html.escape(CLASS_TEXT[c][0])}<br><span class=en>{html.escape(CLASS_TEXT[c][1])}</span></td></tr>"  # noqa: E501
+        f"<td>{html.escape(CLASS_TEXT[c][0])}<br><span class=en>{html.escape(CLASS_TEXT[c][1])}</span></td></tr>"
         for c in CLASSES
     )
     png = base64.b64encode(chart_png(result.counts)).decode("ascii")
@@ -918,7 +916,7 @@ owner's current registration. <code>notes</code>: {", ".join(f"<code>{n}</code>"
 
 
 def check_links(
-    register: Register,
+    register: Register | Callable[[], Register],
     extract: Path,
     report_dir: Path | None,
     *,
@@ -927,7 +925,8 @@ def check_links(
     memory_limit: str | None = None,
 ) -> CheckResult:
     """Check the links of `extract` against `register` and write the report into `report_dir`
-    (``None``: no report, for benchmarks). Nothing is written when the extract is refused."""
+    (``None``: no report). Nothing is written when the extract is refused. `register` may be
+    a function that builds it: it is called only once the extract has passed its checks."""
     if engine not in ("duckdb", "spark"):
         raise ValueError(f"unknown engine {engine!r}")
     seconds: dict[str, float] = {}
@@ -938,6 +937,10 @@ def check_links(
             t0 = time.perf_counter()
             load_extract(con, extract, workdir, progress)
             seconds["read"] = time.perf_counter() - t0
+            if not isinstance(register, Register):
+                t0 = time.perf_counter()
+                register = register()
+                seconds["register"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             resolve_numbers(con, register, progress)
             seconds["resolve"] = time.perf_counter() - t0

@@ -115,12 +115,12 @@ def classify_spark(
     tick = progress("spark", 4) if progress is not None else None
     data = workdir / "spark"
     data.mkdir(exist_ok=True)
-    con.execute(f"COPY ext TO '{(data / 'ext.parquet').as_posix()}' (FORMAT parquet)")
-    con.execute(f"COPY numbers TO '{(data / 'numbers.parquet').as_posix()}' (FORMAT parquet)")
-    pq.write_table(register.people, data / "people.parquet")
+    for name in ("ext", "numbers"):
+        con.execute(f"COPY {name} TO '{_parquet(data, name).as_posix()}' (FORMAT parquet)")
+    pq.write_table(register.people, _parquet(data, "people"))
     session = spark if spark is not None else spark_session()
     for name in ("ext", "numbers", "people"):
-        session.read.parquet(str(data / f"{name}.parquet")).createOrReplaceTempView(name)
+        session.read.parquet(str(_parquet(data, name))).createOrReplaceTempView(name)
     if tick is not None:
         tick(1)
     fast = session.sql(FAST_SQL).cache()
@@ -171,6 +171,10 @@ def classify_spark(
     result.seconds = seconds
     result.slow = int(slow_count)
     return result
+
+
+def _parquet(data: Path, table: str) -> Path:
+    return data / f"{table}.parquet"
 
 
 def _spark_schema(schema: pa.Schema) -> str:

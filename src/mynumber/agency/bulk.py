@@ -322,13 +322,14 @@ def link_records(
         )
         cache.fetch(set().union(*slips.values()) if slips else set())
         cache.fetch({rc for v in ranked.values() for rc, _w, _p in v[:3]})
+    # The pool's members within tolerance, computed once (decide_search looks at no others).
     pools: dict[int, list[Candidate]] = {}
     sole: dict[int, Candidate] = {}
     for i in residue:
-        pools[i] = [cache.people[rc] for rc in {*exact.get(i, ()), *slips.get(i, ())}]
-        tolerant = [c for c in pools[i] if within_tolerance(records[i].items, c.identity, policy)]
-        if len(tolerant) == 1:
-            sole[i] = tolerant[0]
+        pool = [cache.people[rc] for rc in {*exact.get(i, ()), *slips.get(i, ())}]
+        pools[i] = [c for c in pool if within_tolerance(records[i].items, c.identity, policy)]
+        if len(pools[i]) == 1:
+            sole[i] = pools[i][0]
     cache.fetch_households({c.household_id for c in sole.values()})
     out: list[BatchDecision] = []
     for i, r in enumerate(records):

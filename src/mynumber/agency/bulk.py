@@ -399,30 +399,24 @@ class _Cache:
         self.people: dict[str, Candidate] = {}
         self.members: dict[str, list[str]] = {}
 
+    def _rows(self, column: str, values: list[str]) -> list[dict[str, Any]]:
+        """Register rows whose `column` is one of `values`."""
+        self._con.register("wanted", pa.table({"v": pa.array(values, pa.string())}))
+        rows = self._con.sql(f"SELECT p.* FROM people p JOIN wanted w ON p.{column} = w.v")
+        table = rows.to_arrow_table()
+        self._con.unregister("wanted")
+        return [] if table is None else list(table.to_pylist())
+
     def fetch(self, codes: Iterable[str]) -> None:
         missing = [c for c in codes if c not in self.people]
-        if not missing:
-            return
-        self._con.register("wanted", pa.table({"rc": pa.array(missing, pa.string())}))
-        rows = self._con.sql(
-            "SELECT p.* FROM people p JOIN wanted w ON p.resident_code = w.rc"
-        ).to_arrow_table()
-        self._con.unregister("wanted")
-        for row in rows.to_pylist() if rows is not None else []:
+        for row in self._rows("resident_code", missing) if missing else []:
             self.people[row["resident_code"]] = _candidate(row)
 
     def fetch_households(self, ids: Iterable[str | None]) -> None:
         missing = [h for h in ids if h is not None and h not in self.members]
-        if not missing:
-            return
-        self._con.register("wanted_h", pa.table({"h": pa.array(missing, pa.string())}))
-        rows = self._con.sql(
-            "SELECT p.* FROM people p JOIN wanted_h w ON p.household_id = w.h"
-        ).to_arrow_table()
-        self._con.unregister("wanted_h")
         for h in missing:
             self.members[h] = []
-        for row in rows.to_pylist() if rows is not None else []:
+        for row in self._rows("household_id", missing) if missing else []:
             c = self.people.setdefault(row["resident_code"], _candidate(row))
             self.members[row["household_id"]].append(c.resident_code)
 

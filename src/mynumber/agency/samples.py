@@ -104,15 +104,21 @@ def _family_number(
     return residents[others[0]]["individual_number"] if others else None
 
 
+def _draw(
+    residents: Iterable[Mapping[str, str]], size: int, seed: int
+) -> tuple[list[Mapping[str, str]], dict[str, list[int]], random.Random, list[int]]:
+    """The residents with a number, their households, the generator, and whom to draw."""
+    people = [r for r in residents if r.get("individual_number")]
+    rng = random.Random(seed)
+    return people, _households(people), rng, rng.sample(range(len(people)), min(size, len(people)))
+
+
 def sample_roll(
     residents: Iterable[Mapping[str, str]], size: int, seed: int = 1
 ) -> tuple[list[list[str]], dict[str, str]]:
     """A roll of `size` records (ROLL_COLUMNS order: record_id, name, name_kana, birth_date,
     sex, address, individual_number) and the kind of each record by id."""
-    people = [r for r in residents if r.get("individual_number")]
-    households = _households(people)
-    rng = random.Random(seed)
-    chosen = rng.sample(range(len(people)), min(size, len(people)))
+    people, households, rng, chosen = _draw(residents, size, seed)
     rows: list[list[str]] = []
     kinds: dict[str, str] = {}
     for n, i in enumerate(chosen):
@@ -155,10 +161,7 @@ def sample_extract(
 ) -> tuple[list[list[str]], dict[str, str]]:
     """Existing links (EXTRACT columns: record_id, individual_number, name, name_kana,
     birth_date, sex, address) of `size` people, some of them wrong, and each one's kind."""
-    people = [r for r in residents if r.get("individual_number")]
-    households = _households(people)
-    rng = random.Random(seed)
-    chosen = rng.sample(range(len(people)), min(size, len(people)))
+    people, households, rng, chosen = _draw(residents, size, seed)
     rows: list[list[str]] = []
     kinds: dict[str, str] = {}
     for n, i in enumerate(chosen):

@@ -46,14 +46,14 @@ from mynumber.agency.checks import (
     EXTRACT_COLUMNS,
     CheckResult,
     Owner,
+    _number_or_none,
     check_links,
     classify,
     owner_of,
 )
 from mynumber.dates import parse_date, parse_sex
-from mynumber.errors import ValidationError
 from mynumber.identity import FiveItems
-from mynumber.numbers import individual_check_digit, parse_individual
+from mynumber.numbers import individual_check_digit
 from mynumber.synth import generate_residents
 
 from .common import Result, err, peak_rss_mib, progress
@@ -266,19 +266,12 @@ def _read_sample(path: Path, sample: int) -> list[dict[str, str]]:
     return batch
 
 
-def _number(value: str) -> str | None:
-    try:
-        return parse_individual(value)
-    except ValidationError:
-        return None
-
-
 def python_floor(w: World, path: Path, sample: int) -> tuple[float, dict[str, str]]:
     """Seconds, and record id → class, of plain-Python classification of the first `sample`
     links of `path`: read, numbers checked and resolved, each link classified. The owners and
     their households are put in dicts before the clock starts."""
     batch = _read_sample(path, sample)
-    nums = {_number(r["individual_number"]) for r in batch} - {None}
+    nums = {_number_or_none(r["individual_number"]) for r in batch} - {None}
     owners = {o for _s, o in w.register.resolve(sorted(n for n in nums if n)).values() if o}
     people = w.register.people
     mine = people.filter(pc.is_in(people["resident_code"], pa.array(sorted(owners), pa.string())))
@@ -295,7 +288,7 @@ def python_floor(w: World, path: Path, sample: int) -> tuple[float, dict[str, st
             members.setdefault(o.household_id, []).append(o)
     started = time.perf_counter()
     batch = _read_sample(path, sample)
-    numbers = {r["record_id"]: _number(r["individual_number"]) for r in batch}
+    numbers = {r["record_id"]: _number_or_none(r["individual_number"]) for r in batch}
     answers = w.register.resolve(sorted({n for n in numbers.values() if n is not None}))
     out: dict[str, str] = {}
     for row in batch:

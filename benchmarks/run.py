@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=PHASES,
         action="append",
         help="report only this benchmark (repeatable); the register is imported for any but "
-        "merkle, network and linkage",
+        "merkle, network, linkage and checks",
     )
     p.add_argument("--json", metavar="FILE", type=Path, help="also write the results as JSON")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic register (1)")

@@ -306,16 +306,29 @@ def _other_agency_with_a_link_and_a_review(api: Api, platform: Platform) -> tupl
     return number, review_id
 
 
-def _every_route(review_id: int) -> list[tuple[str, str, Any]]:
-    """(method, path, body) of every agency route, under OTHER."""
+def _every_route(review_id: int) -> dict[str, tuple[str, str, Any]]:
+    """Every agency route under OTHER: its name -> (method, path, body)."""
     decision = {"decision": "reject", "operator": "clerk-1", "justification": "別人"}
-    return [
-        ("POST", f"{B}/members", {**MEMBER, "internal_id": "H777"}),
-        ("GET", f"{B}/members/H001/link", None),
-        ("GET", f"{B}/reviews", None),
-        ("GET", f"{B}/reviews/{review_id}", None),
-        ("POST", f"{B}/reviews/{review_id}/decision", decision),
-    ]
+    return {
+        "enrol": ("POST", f"{B}/members", {**MEMBER, "internal_id": "H777"}),
+        "link": ("GET", f"{B}/members/H001/link", None),
+        "reviews": ("GET", f"{B}/reviews", None),
+        "review": ("GET", f"{B}/reviews/{review_id}", None),
+        "decide": ("POST", f"{B}/reviews/{review_id}/decision", decision),
+    }
+
+
+def test_every_agency_route_is_in_the_table(api: Api) -> None:
+    """A route added under /api/agency (on any router) must be added to the table, and so to
+    the tests below that refuse another agency's token and an unbound one on every route."""
+    paths = api.client.get("/openapi.json").json()["paths"]
+    routes = {
+        (method.upper(), path.format(agency_id=OTHER, internal_id="H001", review_id=7))
+        for path, operations in paths.items()
+        if path.startswith("/api/agency/")
+        for method in operations
+    }
+    assert routes == {(method, path) for method, path, _ in _every_route(7).values()}
 
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "messages", "field", "instance"}
@@ -327,13 +340,18 @@ def _call(api: Api, method: str, path: str, body: Any, token: str, **kw: Any) ->
     return api.post(path, body, token=token, **kw)
 
 
-@pytest.mark.parametrize("route", range(5), ids=["enrol", "link", "reviews", "review", "decide"])
-def test_a_token_of_one_agency_cannot_act_for_another(
-    api: Api, platform: Platform, route: int
-) -> None:
+@pytest.fixture(params=list(_every_route(1)))
+def other_route(request: Any, api: Api, platform: Platform) -> tuple[str, tuple[str, str, Any]]:
+    """OTHER with a link and a review, and one of its routes: (the linked number, the route)."""
     number, review_id = _other_agency_with_a_link_and_a_review(api, platform)
+    return number, _every_route(review_id)[request.param]
+
+
+def test_a_token_of_one_agency_cannot_act_for_another(
+    api: Api, platform: Platform, other_route: tuple[str, tuple[str, str, Any]]
+) -> None:
+    number, (method, path, body) = other_route
     before = _state(platform, OTHER)
-    method, path, body = _every_route(review_id)[route]
     for token in ("agency", "all"):  # AGENCY's clerk, with or without every other scope
         for lang in ("ja", "en"):
             r = _call(api, method, path, body, token, headers={"Accept-Language": lang})
@@ -379,13 +397,61 @@ def test_the_right_agency_sees_only_its_own_queue(api: Api, platform: Platform) 
     assert [i["review_id"] for i in api.get(f"{B}/reviews", token="admin").json()] == [other_review]
 
 
-@pytest.mark.parametrize("route", range(5), ids=["enrol", "link", "reviews", "review", "decide"])
 def test_a_token_bound_to_no_agency_cannot_use_the_agency_routes(
-    api: Api, platform: Platform, route: int
+    api: Api, platform: Platform, other_route: tuple[str, tuple[str, str, Any]]
 ) -> None:
-    _number, review_id = _other_agency_with_a_link_and_a_review(api, platform)
+    _number, (method, path, body) = other_route
     before = _state(platform, OTHER)
-    method, path, body = _every_route(review_id)[route]
     assert_problem(_call(api, method, path, body, "unbound"), 403, "auth.agency_unbound")
     assert_problem(_call(api, method, path, body, "query"), 403, "auth.scope")
     assert _state(platform, OTHER) == before
+
+
+# -- choosing a candidate -----------------------------------------------------------------------
+
+
+def test_the_candidate_to_link_is_checked_over_http(api: Api, platform: Platform) -> None:
+    """A review item names up to three candidates; ``candidate`` picks one (1 = the best).
+    Anything but a candidate the item names is a 4xx problem, never a 500, and decides nothing."""
+    first = register(platform, given_name="一郎", given_name_kana="イチロウ")
+    second = register(platform, given_name="二郎", given_name_kana="ジロウ")
+    a, b = number_of(platform, first), number_of(platform, second)
+    record = {"name": "髙橋 二郎", "name_kana": "タカハシ ジロウ", "birth_date": "1985-06-15",
+              "sex": 1, "address": ADDRESS}  # fmt: skip
+    platform.agencies.store_batch(
+        AGENCY,
+        [],
+        [
+            {
+                "internal_id": "M1",
+                "record": record,
+                "reasons": ("ambiguous",),
+                "claimed": None,
+                "candidates": [a, b],
+                "score": 0.75,
+            }
+        ],
+    )
+    [item] = api.get(f"{A}/reviews", token="agency").json()
+    assert item["candidates"] == ["********" + a[-4:], "********" + b[-4:]]
+    view = api.get(f"{A}/reviews/{item['review_id']}", token="agency").json()
+    assert [c["number"][-4:] for c in view["candidates_view"]] == [a[-4:], b[-4:]]
+
+    path = f"{A}/reviews/{item['review_id']}/decision"
+    ok = {"decision": "link", "operator": "reviewer-1", "justification": "保険証で確認"}
+    for bad in (0, -1, 4, 2**64, 1.5, "two", None, [2]):
+        assert_problem(api.post(path, {**ok, "candidate": bad}), 422, "request.invalid")
+    # within the schema's 1–3, but this item has two candidates only
+    body = assert_problem(api.post(path, {**ok, "candidate": 3}), 422, "review.candidate")
+    assert body["field"] == "candidate"
+    assert [i["review_id"] for i in api.get(f"{A}/reviews").json()] == [item["review_id"]]
+    assert platform.agencies.link_of(AGENCY, "M1") is None
+    assert all(r.status_code < 500 for r in api.responses)
+
+    r = api.post(path, {**ok, "candidate": 2}, token="agency")
+    assert r.status_code == 200 and r.json()["state"] == "linked", r.text
+    link = api.get(f"{A}/members/M1/link", token="agency").json()
+    assert link["individual_number"] == "********" + b[-4:]
+    assert link["items"]["name"] == "match_normalised"  # compared with 二郎, not 一郎
+    text = api.texts()
+    assert a not in text and b not in text

@@ -289,8 +289,9 @@ def test_a_reviewer_may_link_any_candidate_shown_and_only_those(platform: Platfo
         "sex": 1,
         "address": ADDRESS,
     }
-    platform.agencies.queue_reviews(
+    platform.agencies.store_batch(
         AGENCY,
+        [],
         [
             {
                 "internal_id": "M1",
@@ -323,3 +324,28 @@ def test_a_reviewer_may_link_any_candidate_shown_and_only_those(platform: Platfo
     assert link is not None and link["individual_number"].endswith(b[-4:])
     # compared with the second candidate (二郎), not the first (一郎)
     assert link["items"]["name"] == "match_normalised" and link["method"] == "review"
+
+
+def test_a_roll_is_stored_whole_or_not_at_all(platform: Platform) -> None:
+    """I8: links and review items of a roll go in one transaction. A member queued by someone
+    else while the roll was being linked refuses the lot, and no link of it is left behind."""
+    from mynumber.errors import ConflictError
+
+    rc = register(platform)
+    number = number_of(platform, rc)
+    record = {"name": "x", "name_kana": "エックス", "birth_date": "1985-06-15", "sex": 1,
+              "address": ADDRESS}  # fmt: skip
+    review = {"record": record, "reasons": ("no_match",), "claimed": None, "candidates": [],
+              "score": None}  # fmt: skip
+    platform.agencies.store_batch(AGENCY, [], [{"internal_id": "RACED", **review}])
+    before = counts(platform)
+    link = {"internal_id": "NEW", "number": number, "method": "claimed_number",
+            "policy": "strict", "items": {}, "notes": [], "operator": "batch-op"}  # fmt: skip
+    try:
+        platform.agencies.store_batch(AGENCY, [link], [{"internal_id": "RACED", **review}])
+    except ConflictError as e:
+        assert e.code == "agency.member_pending"
+    else:
+        raise AssertionError("a second open item for one member was accepted")
+    assert counts(platform) == before == (0, 1)
+    assert platform.agencies.link_of(AGENCY, "NEW") is None

@@ -183,25 +183,30 @@ def test_the_insurers_rule_links_every_lookalike_to_the_wrong_person(world: Worl
 
 def test_measure_counts_false_links_on_a_hand_made_list() -> None:
     status = {"A": "active", "B": "active", "C": "deceased", "D": "moved_out"}
-    truth = ["A", "B", "C", None, "D", "A", "B", None, "D"]
-    kinds = ["x", "x", "y", "z", "x", "y", "y", "z", "x"]
-    linked = ["A", "A", "C", "B", None, None, None, None, "D"]
-    review = [False, False, False, False, True, True, False, True, False]
-    cands: list[tuple[str, ...]] = [(), (), (), (), ("B", "D"), ("B",), (), ("A",), ()]
+    truth = ["A", "B", "C", None, "D", "A", "B", None, "D", "B", "A"]
+    kinds = ["x", "x", "y", "z", "x", "y", "y", "z", "x", "w", "w"]
+    linked = ["A", "A", "C", "B", None, None, None, None, "D", "C", None]
+    review = [False, False, False, False, True, True, False, True, False, False, True]
+    cands: list[tuple[str, ...]] = [(), (), (), (), ("B", "D"), ("B",), (), ("A",), (), (), ()]
     q = measure("m", linked, truth, kinds, status, seconds=2.0, review=review, candidates=cands)
     t = q.total
-    assert (t.records, t.linkable, t.linked) == (9, 6, 5)
+    assert (t.records, t.linkable, t.linked) == (11, 8, 6)
     assert t.correct == 2  # record 0 (A) and record 8 (D, moved out but alive)
-    assert t.false_links == 2  # record 1 (B's record linked to A), record 3 (outsider → B)
+    # record 1 (B's record linked to A), 3 (outsider → B), 9 (B's record → C, deceased)
+    assert t.false_links == 3
     assert t.false_outsiders == 1
-    assert t.deceased_links == 1  # record 2: the right person, but deceased
-    assert t.review == 3
-    assert (t.not_linked, t.reached, t.lost) == (3, 1, 2)  # D's in review with D; A's not; B's not
-    assert t.no_candidates == 0  # B's record (6) is not in review at all
-    assert t.precision == pytest.approx(2 / 5)
-    assert t.recall == pytest.approx(2 / 6)
+    assert t.deceased_links == 2  # record 2: the right person, but deceased; record 9: wrong
+    assert t.review == 4
+    # not linked: 4 (D, in review with D), 5 (A, not among its candidates), 6 (B, not in review),
+    # 10 (A, in review with no candidate at all)
+    assert (t.not_linked, t.reached, t.lost, t.no_candidates) == (4, 1, 3, 1)
+    assert t.precision == pytest.approx(2 / 6)
+    assert t.recall == pytest.approx(2 / 8)
     assert q.by_kind["x"].false_links == 1 and q.by_kind["z"].false_outsiders == 1
     assert q.by_kind["y"].deceased_links == 1 and q.by_kind["y"].lost == 2
+    w = q.by_kind["w"]
+    assert (w.false_links, w.deceased_links, w.false_outsiders) == (1, 1, 0)
+    assert (w.lost, w.no_candidates) == (1, 1)
     with pytest.raises(ValueError):
         measure("m", linked[:-1], truth, kinds, status, seconds=1.0)
 

@@ -247,17 +247,20 @@ def test_the_dead_are_never_linked(
 
 
 def test_address_levels_and_kana_split() -> None:
+    # the very SQL the probabilistic stage compares addresses with
     key = keys_of("", "", "東京都新宿区西新宿二丁目8番1号").address
-    assert address_levels(key) == (
+    ward = keys_of("", "", "神奈川県横浜市中区山下町1番地").address
+    county = keys_of("", "", "北海道虻田郡倶知安町北1条西2丁目").address
+    levels = address_levels([key, ward, county, ""])
+    assert levels[0] == (
         "東京都",
         "東京都新宿区",
         key[: key.index("2") + 1],
         key[: key.index("8") + 1],
     )
-    assert address_levels(keys_of("", "", "神奈川県横浜市中区山下町1番地").address)[1] == (
-        "神奈川県横浜市中区"
-    )
-    assert address_levels("") == ("", "", "", "")
+    assert levels[1][:2] == ("神奈川県", "神奈川県横浜市中区") and levels[1][3] == ""
+    assert levels[2][1] == "北海道虻田郡倶知安町"
+    assert levels[3] == ("", "", "", "")
     families = frozenset({"ヤマ", "ヤマダ"})
     assert split_kana("ヤマダタロウ", families) == ("ヤマダ", "タロウ")
     assert split_kana("スズキイチロウ", families) == ("スズキイチロウ", "")

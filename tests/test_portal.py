@@ -38,6 +38,7 @@ from mynumber.platform import Platform
 from mynumber.portal import models as pm
 from mynumber.portal.accounts import Account
 from mynumber.portal.authorisation import AccountStatement
+from mynumber.portal.service import PortalService
 from relykit import serve
 
 DER = serialization.Encoding.DER
@@ -186,6 +187,14 @@ def written(p: Platform) -> dict[str, int]:
 NOTHING = {"accounts": 0, "account_events": 0, "account_reviews": 0, "idempotency_keys": 0}
 
 
+def portal_tables_text(p: Platform) -> str:
+    """Every row of every portal table, as text (to search for what must not be there)."""
+    with p.portal.engine.connect() as conn:
+        return "\n".join(
+            repr(tuple(row)) for t in pm.metadata.sorted_tables for row in conn.execute(select(t))
+        )
+
+
 # -- the statement the card signs -------------------------------------------------------------
 
 KANA = st.text(
@@ -257,6 +266,7 @@ def test_an_account_in_the_persons_name_as_banks_write_it_is_registered(
     platform: Platform, clock: FixedClock
 ) -> None:
     taro = person(platform, clock)
+    number = platform.jlis.assign_number(taro.resident_code)
     session = log_in(platform, taro)
     status, body, replayed = register(platform, session, sign(platform, session, taro, "ﾔﾏﾀﾞ ﾀﾛｳ"))
     assert (status, replayed) == (201, False)
@@ -267,16 +277,15 @@ def test_an_account_in_the_persons_name_as_banks_write_it_is_registered(
     assert mine["holder_kana"] == "ﾔﾏﾀﾞ ﾀﾛｳ" and [h["kind"] for h in mine["history"]] == [
         "registered"
     ]
-    # the portal never stores the individual number: rows are keyed by resident code
-    number = platform.municipality.get_resident(MUNI, taro.resident_code)
-    assert number["individual_number"] is None or "*" in number["individual_number"]
-
     # a second account replaces the first, with its own card signature
     again = sign(platform, session, taro, "ﾔﾏﾀﾞ ﾀﾛｳ", ("0009", "001", "7654321"))
     assert register(platform, session, again)[1]["bank"] == "0009"
     history = platform.portal.my_account(session)["history"]
     assert [h["kind"] for h in history] == ["registered", "replaced"]
     assert history[1]["detail"]["previous"]["bank"] == "0005"
+    # I5: the portal never stores the individual number (rows are keyed by resident code)
+    assert number not in json.dumps(platform.portal.my_account(session), ensure_ascii=False)
+    assert number not in portal_tables_text(platform)
 
 
 def test_another_name_is_refused_and_nothing_is_written(
@@ -385,6 +394,10 @@ def test_a_shared_account_is_flagged_with_the_family_relationship(
     with pytest.raises(MynumberError) as raised:
         platform.portal.decide_review(999, "confirm", "clerk-1", "x")
     assert raised.value.code == "portal.review_not_found"
+    # I5: reviews name the others by resident code, never by number
+    stored = portal_tables_text(platform)
+    for who in (father, son, stranger):
+        assert platform.jlis.assign_number(who.resident_code) not in stored
 
 
 # -- I4: that person's card, in that transaction ----------------------------------------------
@@ -473,6 +486,46 @@ def test_only_a_fresh_card_signature_over_the_issued_statement_authorises(
     assert refused(platform, session, good) == "portal.challenge_expired"
     clock.advance(dt.timedelta(seconds=-121))
     assert register(platform, session, good)[0] == 201
+
+
+def test_a_crash_after_the_writes_leaves_nothing_and_the_signature_unspent(
+    platform: Platform, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """I8: the account, its event and its review item are written wholly or not at all."""
+    father = person(platform, clock)
+    son = person(
+        platform,
+        clock,
+        birth=dt.date(2000, 1, 2),
+        household=household_of(platform, father),
+        relationship="子",
+    )
+    s_father, s_son = log_in(platform, father), log_in(platform, son)
+    register(platform, s_father, sign(platform, s_father, father, "ﾔﾏﾀﾞ ﾀﾛｳ"), "f")
+    before = written(platform)
+    # the son's registration writes an account, an event and a review item, then fails
+    view = PortalService._account_view
+    crashes = iter([True])
+
+    def crash_once(row: Any) -> dict[str, Any]:
+        if next(crashes, False):
+            raise RuntimeError("power cut")
+        return view(row)
+
+    monkeypatch.setattr(PortalService, "_account_view", staticmethod(crash_once))
+    signed = sign(platform, s_son, son, "ﾔﾏﾀﾞ ﾀﾛｳ")
+    with pytest.raises(RuntimeError):
+        register(platform, s_son, signed, "s")
+    assert written(platform) == before
+    # the retry with the same key and signature goes through, once
+    status, body, replayed = register(platform, s_son, signed, "s")
+    assert (status, body["state"], replayed) == (201, "review", False)
+    assert written(platform) == {
+        "accounts": before["accounts"] + 1,
+        "account_events": before["account_events"] + 1,
+        "account_reviews": 1,
+        "idempotency_keys": before["idempotency_keys"] + 1,
+    }
 
 
 def test_one_signature_raced_by_many_requests_registers_once(

@@ -24,6 +24,7 @@ keys are: the J-LIS mirror stores them); the roll side, the joins and the choice
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +38,10 @@ from mynumber.numbers import individual_check_digit
 from .generate import Register, Roll
 
 __all__ = [
+    "EXACT_KANJI",
+    "INSURERS_ANY",
+    "INSURERS_UNIQUE",
+    "NUMBER_AS_WRITTEN",
     "SPLINK_THRESHOLD",
     "Answer",
     "SplinkAnswer",
@@ -51,6 +56,11 @@ __all__ = [
 SPLINK_THRESHOLD = 0.99
 """Match probability at or above which plain Splink's best candidate counts as linked, fixed
 without looking at the ground truth."""
+
+INSURERS_UNIQUE = "(a) insurers' rule: kana + birth date + sex, unique"
+INSURERS_ANY = "(a′) insurers' rule, linked even when several match"
+NUMBER_AS_WRITTEN = "(a″) number as written, else (a′)"
+EXACT_KANJI = "(b) exact kanji name + birth date, unique"
 
 _SPACES = str.maketrans("", "", " \u3000\t")
 
@@ -88,39 +98,45 @@ class SplinkAnswer:
         ]
 
 
-def register_arrow(reg: Register) -> pa.Table:
-    """The register as the baselines see it (white space removed, current values only)."""
+def _arrow(
+    name: Sequence[str],
+    kana: Sequence[str],
+    birth: Sequence[dt.date],
+    sex: Sequence[int],
+    address: Sequence[str],
+) -> pa.Table:
+    """Columns as the baselines see them (white space removed); uid = index."""
     return pa.table(
         {
-            "uid": pa.array(range(len(reg)), pa.int64()),
-            "name": [_strip(reg.name(i)) for i in range(len(reg))],
-            "name_kana": [_strip(reg.kana(i)) for i in range(len(reg))],
-            "birth_date": pa.array(reg.birth, pa.date32()),
-            "birth_year": pa.array([b.year for b in reg.birth], pa.int16()),
-            "sex": pa.array(reg.sex, pa.int8()),
-            "address": [_strip(a) for a in reg.address],
+            "uid": pa.array(range(len(name)), pa.int64()),
+            "name": [_strip(s) for s in name],
+            "name_kana": [_strip(s) for s in kana],
+            "birth_date": pa.array(birth, pa.date32()),
+            "birth_year": pa.array([b.year for b in birth], pa.int16()),
+            "sex": pa.array(sex, pa.int8()),
+            "address": [_strip(a) for a in address],
         }
+    )
+
+
+def register_arrow(reg: Register) -> pa.Table:
+    """The register as the baselines see it (white space removed, current values only)."""
+    people = range(len(reg))
+    return _arrow(
+        [reg.name(i) for i in people],
+        [reg.kana(i) for i in people],
+        reg.birth,
+        reg.sex,
+        reg.address,
     )
 
 
 def roll_arrow(roll: Roll) -> pa.Table:
     """The roll as the baselines see it (white space removed)."""
-    return pa.table(
-        {
-            "uid": pa.array(range(len(roll)), pa.int64()),
-            "name": [_strip(s) for s in roll.name],
-            "name_kana": [_strip(s) for s in roll.kana],
-            "birth_date": pa.array(roll.birth, pa.date32()),
-            "birth_year": pa.array([b.year for b in roll.birth], pa.int16()),
-            "sex": pa.array(roll.sex, pa.int8()),
-            "address": [_strip(a) for a in roll.address],
-        }
-    )
+    return _arrow(roll.name, roll.kana, roll.birth, roll.sex, roll.address)
 
 
-def _match_counts(
-    reg_t: pa.Table, roll_t: pa.Table, on: str, size: int
-) -> tuple[list[int], list[int | None]]:
+def _match_counts(reg_t: pa.Table, roll_t: pa.Table, on: str) -> tuple[list[int], list[int | None]]:
     """Per roll record: how many register people share the columns `on`, and the lowest
     register index among them."""
     con = duckdb.connect()
@@ -130,8 +146,8 @@ def _match_counts(
         f"SELECT roll.uid, count(*), min(reg.uid) FROM roll JOIN reg USING ({on}) GROUP BY roll.uid"
     ).fetchall()
     con.close()
-    count = [0] * size
-    first: list[int | None] = [None] * size
+    count = [0] * roll_t.num_rows
+    first: list[int | None] = [None] * roll_t.num_rows
     for uid, n, lo in rows:
         count[uid] = int(n)
         first[uid] = int(lo)
@@ -142,7 +158,7 @@ def insurer_rules(reg: Register, reg_t: pa.Table, roll: Roll) -> tuple[Answer, A
     """(a) exact kana + birth date + sex: linked if exactly one matches / if any matches."""
     t0 = time.perf_counter()
     roll_t = roll_arrow(roll)
-    count, first = _match_counts(reg_t, roll_t, "name_kana, birth_date, sex", len(roll))
+    count, first = _match_counts(reg_t, roll_t, "name_kana, birth_date, sex")
     unique = [
         reg.code[f] if n == 1 and f is not None else None for n, f in zip(count, first, strict=True)
     ]
@@ -151,13 +167,12 @@ def insurer_rules(reg: Register, reg_t: pa.Table, roll: Roll) -> tuple[Answer, A
     anyone = [reg.code[f] if f is not None else None for f in first]
     seconds_any = seconds + time.perf_counter() - t1
     return (
-        Answer("(a) insurers' rule: kana + birth date + sex, unique", unique, seconds),
-        Answer("(a′) insurers' rule, linked even when several match", anyone, seconds_any),
+        Answer(INSURERS_UNIQUE, unique, seconds),
+        Answer(INSURERS_ANY, anyone, seconds_any),
     )
 
 
 def number_as_written(
-    reg: Register,
     roll: Roll,
     resolve: Callable[[Sequence[str]], dict[str, tuple[str, str | None]]],
     fallback: Answer,
@@ -184,18 +199,18 @@ def number_as_written(
         else:
             linked.append(None)  # a number that fails or nobody holds: sent back
     seconds = time.perf_counter() - t0 + fallback.seconds
-    return Answer("(a″) number as written, else (a′)", linked, seconds)
+    return Answer(NUMBER_AS_WRITTEN, linked, seconds)
 
 
 def exact_kanji_rule(reg: Register, reg_t: pa.Table, roll: Roll) -> Answer:
     """(b) exact kanji name + birth date, linked if exactly one person matches."""
     t0 = time.perf_counter()
     roll_t = roll_arrow(roll)
-    count, first = _match_counts(reg_t, roll_t, "name, birth_date", len(roll))
+    count, first = _match_counts(reg_t, roll_t, "name, birth_date")
     linked = [
         reg.code[f] if n == 1 and f is not None else None for n, f in zip(count, first, strict=True)
     ]
-    return Answer("(b) exact kanji name + birth date, unique", linked, time.perf_counter() - t0)
+    return Answer(EXACT_KANJI, linked, time.perf_counter() - t0)
 
 
 def plain_splink(
@@ -222,12 +237,8 @@ def plain_splink(
         last = now
         say(name)
 
-    left = roll_arrow(roll).rename_columns(
-        ["unique_id", "name", "name_kana", "birth_date", "birth_year", "sex", "address"]
-    )
-    right = reg_t.rename_columns(
-        ["unique_id", "name", "name_kana", "birth_date", "birth_year", "sex", "address"]
-    )
+    left = roll_arrow(roll).rename_columns({"uid": "unique_id"})
+    right = reg_t.rename_columns({"uid": "unique_id"})
     con = duckdb.connect()
     db = DuckDBAPI(connection=con)
     settings = SettingsCreator(
@@ -266,10 +277,7 @@ def plain_splink(
     pred = linker.inference.predict()
     lap("predict")
     table = pred.physical_name
-    left_source = con.execute(
-        f"SELECT source_dataset_l, count(*) FROM {table} GROUP BY 1 ORDER BY 2 DESC"
-    ).fetchall()
-    pairs = sum(int(n) for _s, n in left_source)
+    pairs = int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
     rows = con.execute(
         f"""
         WITH p AS (

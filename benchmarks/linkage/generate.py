@@ -74,9 +74,11 @@ import random
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from mynumber.agency.roll import RollRecord
+from mynumber.agency.samples import number_typo
 from mynumber.identity import FiveItems
 from mynumber.jtext import normalise_kana
 from mynumber.numbers import individual_check_digit
@@ -144,7 +146,6 @@ CONTENT_SLIPS = (
     "unknown_address",
     "married_name",
 )
-_NUMBER_KINDS = frozenset({"family_number", "number_typo_1", "number_typo_2"})
 _OUTSIDE_KINDS = frozenset({"not_in_register", "lookalike"})
 _WIVES = frozenset({"妻", "母", "妻の母"})
 _SMALL = re.compile("[ァィゥェォッャュョヮ]")
@@ -283,8 +284,9 @@ class World:
     history: dict[str, int]
     """How many people got each kind of history (moved, married, deceased, …)."""
 
-    @property
+    @cached_property
     def status_of(self) -> dict[str, str]:
+        """Resident code → status (the register is not changed once generated)."""
         return dict(zip(self.register.code, self.register.status, strict=True))
 
 
@@ -294,12 +296,6 @@ class World:
 def _number(body: int) -> str:
     text = f"{body:011d}"
     return text + individual_check_digit(text)
-
-
-def _typo_1(number: str, rng: random.Random) -> str:
-    i = rng.randrange(12)
-    digit = rng.choice([d for d in "0123456789" if d != number[i]])
-    return number[:i] + digit + number[i + 1 :]
 
 
 def _typo_2(number: str, rng: random.Random) -> str:
@@ -514,7 +510,6 @@ class _Drafter:
         self.reg, self.out, self.rng = reg, out, rng
         self.used = bytearray(len(reg))
         self.living = [i for i in range(len(reg)) if reg.status[i] != "deceased"]
-        self.deceased = [i for i in range(len(reg)) if reg.status[i] == "deceased"]
         self.households: dict[str, list[int]] = {}
         for i, h in enumerate(reg.household):
             self.households.setdefault(h, []).append(i)
@@ -527,7 +522,7 @@ class _Drafter:
         self.pools["family_number"] = [
             i for i in self.living if len(self.households[reg.household[i]]) > 1
         ]
-        self.pools["deceased"] = self.deceased
+        self.pools["deceased"] = [i for i in range(len(reg)) if reg.status[i] == "deceased"]
         for pool in self.pools.values():
             rng.shuffle(pool)
         self.next_outsider = 0
@@ -622,10 +617,6 @@ def _applicable(slip: str, reg: Register, i: int, rng: random.Random) -> bool:
     if slip == "day_month_swap":
         b = reg.birth[i]
         return b.day <= 12 and b.day != b.month
-    if slip == "stale_address":
-        return i in reg.earlier_addresses
-    if slip == "married_name":
-        return i in reg.earlier_names
     return True
 
 
@@ -677,20 +668,18 @@ def _notation(slip: str, d: _Draft, rng: random.Random) -> FiveItems:
 
 
 def _build_roll(
-    reg: Register, out: Register, size: int, seed: int, tick: Callable[[int], None]
+    reg: Register, out: Register, counts: dict[str, int], seed: int, tick: Callable[[int], None]
 ) -> tuple[Roll, dict[str, int]]:
     rng = random.Random(seed * 1_000_003 + 2)
     dr = _Drafter(reg, out, rng)
-    counts = _counts(size)
     plan: list[str] = []
     for kind, n in counts.items():
         plan += [kind] * n
     rng.shuffle(plan)
     drawn: dict[str, int] = dict.fromkeys(ROLL_MIX, 0)
     rows: list[tuple[FiveItems, str | None, str | None, int, str, str]] = []
-    lookalike_sources = list(dr.living)
     for kind in plan:
-        rows.append(_record(kind, dr, reg, out, rng, drawn, lookalike_sources))
+        rows.append(_record(kind, dr, drawn))
         if len(rows) % 5000 == 0:
             tick(5000)
     tick(len(rows) % 5000)
@@ -712,19 +701,13 @@ def _build_roll(
 
 
 def _record(
-    kind: str,
-    dr: _Drafter,
-    reg: Register,
-    out: Register,
-    rng: random.Random,
-    drawn: dict[str, int],
-    lookalike_sources: list[int],
+    kind: str, dr: _Drafter, drawn: dict[str, int]
 ) -> tuple[FiveItems, str | None, str | None, int, str, str]:
+    reg, rng = dr.reg, dr.rng
     if kind in _OUTSIDE_KINDS:
-        o = dr.outsider()
-        own = out.items(o)
+        own = dr.out.items(dr.outsider())
         if kind == "lookalike":
-            src = lookalike_sources[rng.randrange(len(lookalike_sources))]
+            src = dr.living[rng.randrange(len(dr.living))]
             s = reg.items(src)
             own = FiveItems(s.name, s.name_kana, s.birth_date, s.sex, own.address)
         never = dr.never_issued() if rng.random() < OUTSIDER_NUMBER_SHARE else None
@@ -733,11 +716,9 @@ def _record(
 
     slips: tuple[str, ...] = ()
     i: int | None = None
-    if kind in ("twin", "same_name_birthday", "junior", "deceased"):
+    if kind in dr.pools:  # the people the kind needs, drawn in advance
         i = dr.take(dr.pools[kind])
-    elif kind in ("stale_address", "married_name", "family_number"):
-        i = dr.take(dr.pools[kind])
-        slips = (kind,) if kind != "family_number" else ()
+        slips = (kind,) if kind in CONTENT_SLIPS else ()
     elif kind == "combined":
         notation = rng.choice(NOTATION_SLIPS)
         content = rng.choice(CONTENT_SLIPS)
@@ -778,7 +759,7 @@ def _record(
         claimed: str | None = reg.number[j]
         detail = f"number of household member ({reg.relationship[j]})"
     elif kind == "number_typo_1":
-        claimed, detail = _typo_1(number, rng), "one digit mistyped"
+        claimed, detail = number_typo(number, rng), "one digit mistyped"
     elif kind == "number_typo_2":
         claimed, detail = _typo_2(number, rng), "two digits mistyped or swapped"
     elif rng.random() < NUMBER_SHARE:
@@ -808,5 +789,5 @@ def generate_world(
     outsiders = counts["not_in_register"] + counts["lookalike"]
     t = tick or (lambda n: None)
     reg, out, history = _build_register(register_size, outsiders, seed, t)
-    roll, drawn = _build_roll(reg, out, roll_size, seed, t)
+    roll, drawn = _build_roll(reg, out, counts, seed, t)
     return World(reg, roll, seed, drawn, history)

@@ -18,6 +18,10 @@ from rich.table import Table
 from ..common import Result, err, machine_info, out, peak_rss_mib, progress
 from ..data import clear_normalisation_caches
 from .baselines import (
+    EXACT_KANJI,
+    INSURERS_ANY,
+    INSURERS_UNIQUE,
+    NUMBER_AS_WRITTEN,
     SPLINK_THRESHOLD,
     Answer,
     exact_kanji_rule,
@@ -314,7 +318,7 @@ def run_linkage(register_size: int, roll_size: int, seed: int) -> LinkageRun:
     unique, anyone = insurer_rules(reg, reg_t, roll)
     add(unique)
     add(anyone)
-    add(number_as_written(reg, roll, reg.resolver(), anyone))
+    add(number_as_written(roll, reg.resolver(), anyone))
     add(exact_kanji_rule(reg, reg_t, roll))
     run.rss_mib["baselines (a), (b)"] = peak_rss_mib()
 
@@ -419,10 +423,10 @@ def _stage_rows(run: LinkageRun) -> tuple[list[str], list[list[str]]]:
 _KIND_METHODS = (
     (STRICT, "strict"),
     (ASSISTED, "assisted"),
-    ("(a) insurers' rule: kana + birth date + sex, unique", "(a)"),
-    ("(a′) insurers' rule, linked even when several match", "(a′)"),
-    ("(a″) number as written, else (a′)", "(a″)"),
-    ("(b) exact kanji name + birth date, unique", "(b)"),
+    (INSURERS_UNIQUE, "(a)"),
+    (INSURERS_ANY, "(a′)"),
+    (NUMBER_AS_WRITTEN, "(a″)"),
+    (EXACT_KANJI, "(b)"),
     (SPLINK_FIXED, "(c) p≥0.99"),
     (SPLINK_ORACLE, "(c′) oracle"),
 )
@@ -439,21 +443,15 @@ def _kind_cell(c: Counts | None, with_review: bool) -> str:
 
 
 def _kind_rows(run: LinkageRun) -> tuple[list[str], list[list[str]]]:
-    methods = [(run.quality(m), short) for m, short in _KIND_METHODS if run.quality(m)]
+    methods = [(q, short) for m, short in _KIND_METHODS if (q := run.quality(m)) is not None]
     head = ["kind", "records"] + [
-        f"{short} recall · false" + (" · lost" if q is not None and q.with_review else "")
-        for q, short in methods
+        f"{short} recall · false" + (" · lost" if q.with_review else "") for q, short in methods
     ]
-    kinds = list(ROLL_MIX)
-    rows = []
-    for kind in kinds:
-        n = run.kind_counts.get(kind, 0)
-        if not n:
-            continue
-        rows.append(
-            [kind, f"{n:,}"]
-            + [_kind_cell(q.by_kind.get(kind), q.with_review) for q, _s in methods if q is not None]
-        )
+    rows = [
+        [kind, f"{n:,}"] + [_kind_cell(q.by_kind.get(kind), q.with_review) for q, _s in methods]
+        for kind in ROLL_MIX
+        if (n := run.kind_counts.get(kind, 0))
+    ]
     return head, rows
 
 
@@ -490,20 +488,8 @@ def print_linkage(run: LinkageRun) -> None:
             *_kind_rows(run),
         )
     )
-    for policy, by in run.decisions.items():
-        out.print(
-            f"mynumber {policy}: " + ", ".join(f"{k} {v:,}" for k, v in by.items()),
-            highlight=False,
-        )
-        top = list(run.reasons.get(policy, {}).items())[:12]
-        out.print("  reasons: " + ", ".join(f"{k} {v:,}" for k, v in top), highlight=False)
-    out.print(
-        f"plain Splink scored {run.splink_pairs:,} pairs; best threshold from the ground truth: "
-        f"match weight > {run.splink_oracle_weight:.2f}",
-        highlight=False,
-    )
-    out.print("peak RSS: " + ", ".join(f"{k} {v:,.0f} MiB" for k, v in run.rss_mib.items()),
-              highlight=False)  # fmt: skip
+    for line in _notes(run):
+        out.print(line, highlight=False, markup=False)
     for t in run.targets():
         mark = "[green]✔ met[/]" if t["met"] else "[bold red]✘ missed[/]"
         out.print(f"target: {t['target']}: {t['value']} — {mark}", highlight=False)
@@ -513,6 +499,22 @@ def print_linkage(run: LinkageRun) -> None:
         out.print(f"  [red]{line}", highlight=False)
     for f in run.files:
         out.print(f"[dim]written: {f}", highlight=False)
+
+
+def _notes(run: LinkageRun) -> list[str]:
+    """What the tables leave out: the register's history, mynumber's decisions and reasons,
+    plain Splink's pairs and best threshold, peak RSS."""
+    lines = ["register history: " + ", ".join(f"{k} {v:,}" for k, v in run.history.items())]
+    for policy, by in run.decisions.items():
+        lines.append(f"mynumber {policy}: " + ", ".join(f"{k} {v:,}" for k, v in by.items()))
+        top = list(run.reasons.get(policy, {}).items())[:12]
+        lines.append(f"mynumber {policy}, reasons: " + ", ".join(f"{k} {v:,}" for k, v in top))
+    lines.append(
+        f"plain Splink scored {run.splink_pairs:,} pairs; best threshold from the ground truth: "
+        f"match weight > {run.splink_oracle_weight:.2f}"
+    )
+    lines.append("peak RSS: " + ", ".join(f"{k} {v:,.0f} MiB" for k, v in run.rss_mib.items()))
+    return lines
 
 
 def _machine_line(run: LinkageRun) -> str:
@@ -546,10 +548,7 @@ def markdown(run: LinkageRun) -> str:
     ]
     for t in run.targets():
         parts.append(f"- {'✔' if t['met'] else '✘'} {t['target']}: {t['value']}")
-    parts.append(
-        f"- plain Splink scored {run.splink_pairs:,} pairs; peak RSS "
-        f"{max(run.rss_mib.values(), default=0):,.0f} MiB"
-    )
+    parts += [f"- {line}" for line in _notes(run)]
     for line in run.wrong:
         parts.append(f"- WRONG: {line}")
     return "\n".join(parts) + "\n"

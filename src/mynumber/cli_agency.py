@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from mynumber.agency.linkage import MAX_CANDIDATES
 from mynumber.cli import DatabaseUrl, DataDir, app, fail, out, platform_for
 from mynumber.errors import MynumberError, ValidationError
 from mynumber.numbers import mask
@@ -205,7 +206,7 @@ def agency_review(
     )
     sides = view["candidates_view"] or [{"number": None, "registered": {}, "comparison": {}}]
     for n, side in enumerate(sides, 1):
-        registered, comparison = side["registered"], side["comparison"]
+        registered, comparison = side["registered"] or {}, side["comparison"] or {}
         head = f"candidate {n}" + (f" (--candidate {n})" if len(sides) > 1 else "")
         t = _table("item", "agency record", f"{head}: {_text(side['number'])}", "result")
         for item in _ITEMS:
@@ -243,7 +244,10 @@ def agency_decide(
     ] = False,
     reject: Annotated[bool, typer.Option("--reject", help="Reject the record.")] = False,
     candidate: Annotated[
-        int, typer.Option(min=1, max=3, help="With --link: which candidate (1 = the best).")
+        int,
+        typer.Option(
+            min=1, max=MAX_CANDIDATES, help="With --link: which candidate (1 = the best)."
+        ),
     ] = 1,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,

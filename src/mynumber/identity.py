@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from mynumber.jtext import normalise_address, normalise_kana, normalise_name
 
@@ -22,6 +23,8 @@ __all__ = [
     "Keys",
     "RegisteredIdentity",
     "compare",
+    "items_from_json",
+    "items_json",
     "keys_of",
 ]
 
@@ -47,6 +50,28 @@ class FiveItems:
     birth_date: dt.date
     sex: int
     address: str
+
+
+def items_json(items: FiveItems) -> dict[str, str | int]:
+    """The five items as stored in JSON (a review item's record): the date in ISO form."""
+    return {
+        "name": items.name,
+        "name_kana": items.name_kana,
+        "birth_date": items.birth_date.isoformat(),
+        "sex": items.sex,
+        "address": items.address,
+    }
+
+
+def items_from_json(doc: Mapping[str, Any]) -> FiveItems:
+    """The inverse of :func:`items_json`."""
+    return FiveItems(
+        str(doc["name"]),
+        str(doc["name_kana"]),
+        dt.date.fromisoformat(str(doc["birth_date"])),
+        int(doc["sex"]),
+        str(doc["address"]),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from mynumber.agency.enrolment import decide, enrol, review_view
+from mynumber.agency.linkage import MAX_CANDIDATES
 from mynumber.api.auth import AGENCY_ID
 from mynumber.api.deps import PLAIN_TEXT, IdempotencyKey, PlatformDep, require_agency
 from mynumber.api.problems import PROBLEM_RESPONSES
@@ -37,7 +38,7 @@ router = APIRouter(
     tags=["agency"],
     responses=PROBLEM_RESPONSES,
     # Router dependencies run before the route's own parameters, body and key are looked at.
-    dependencies=[Depends(require_agency("agency:link"))],
+    dependencies=[Depends(require_agency)],
 )
 
 INTERNAL_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,31}$"
@@ -160,8 +161,8 @@ class ComparisonOut(BaseModel):
 
 class CandidateView(BaseModel):
     number: str = Field(description="masked")
-    registered: dict[str, Any]
-    comparison: dict[str, ComparisonOut]
+    registered: dict[str, Any] | None = Field(description="None: J-LIS no longer knows them")
+    comparison: dict[str, ComparisonOut] | None
 
 
 class ReviewViewOut(ReviewOut):
@@ -183,7 +184,7 @@ class DecisionIn(BaseModel):
     operator: Operator
     justification: str = Field(min_length=1, max_length=2000, pattern=PLAIN_TEXT)
     candidate: int = Field(
-        default=1, ge=1, le=3, description="which candidate to link (1 = the best)"
+        default=1, ge=1, le=MAX_CANDIDATES, description="which candidate to link (1 = the best)"
     )
 
 

@@ -2,7 +2,7 @@
 and the municipality (:func:`platform_register`), the two stages of
 :func:`mynumber.agency.bulk.link_records`, and the results stored the way single enrolment
 stores them — links with their provenance, the rest on the review queue with their reasons and
-candidates — in one transaction each.
+candidates — in one transaction.
 
 One output row per record, in roll order (:data:`OUTPUT_COLUMNS`):
 
@@ -37,9 +37,11 @@ from mynumber.agency.bulk import (
     Register,
     link_records,
 )
-from mynumber.agency.linkage import POLICIES
+from mynumber.agency.linkage import POLICIES, provenance_notes
 from mynumber.agency.roll import RollRecord
 from mynumber.errors import ValidationError
+from mynumber.identity import items_json
+from mynumber.jtext import normalise_kana
 from mynumber.numbers import mask, parse_individual
 
 __all__ = [
@@ -98,35 +100,28 @@ def platform_register(p: Any, progress: Progress | None = None) -> Register:
 
 
 def _family_key(family_kana: str) -> str | None:
-    from mynumber.jtext import normalise_kana
-
     return normalise_kana(family_kana) or None
 
 
-def _masked_claim(claimed: str | None) -> str:
+def _valid_claim(claimed: str | None) -> str | None:
+    """The claimed number when it is well-formed, else None."""
     if claimed is None:
-        return ""
+        return None
     try:
-        return mask(parse_individual(claimed))
+        return parse_individual(claimed)
     except ValidationError:
-        return ""
+        return None
+
+
+def _masked_claim(claimed: str | None) -> str:
+    valid = _valid_claim(claimed)
+    return "" if valid is None else mask(valid)
 
 
 def _score(d: BatchDecision) -> str:
     if d.score is None:
         return ""
     return "1.0" if d.stage == "deterministic" else f"{d.score:.4f}"
-
-
-def _record_json(record: RollRecord) -> dict[str, Any]:
-    items = record.items
-    return {
-        "name": items.name,
-        "name_kana": items.name_kana,
-        "birth_date": items.birth_date.isoformat(),
-        "sex": items.sex,
-        "address": items.address,
-    }
 
 
 def link_roll(
@@ -137,7 +132,6 @@ def link_roll(
     operator: str,
     policy: str = "strict",
     progress: Progress | None = None,
-    register: Register | None = None,
 ) -> tuple[list[RollDecision], BatchResult]:
     """Link a checked roll (:func:`mynumber.agency.roll.read_roll`) and store the results;
     the output rows in roll order and the computation's result (decisions, stage times)."""
@@ -145,8 +139,7 @@ def link_roll(
         raise ValueError(f"unknown linkage policy {policy!r}; expected one of {POLICIES}")
     pending = p.agencies.pending_members(agency_id)
     todo = [r for r in records if r.record_id not in pending]
-    if register is None:
-        register = platform_register(p, progress)
+    register = platform_register(p, progress)
     result = link_records(register, todo, policy=policy, progress=progress)
     wanted = {
         rc
@@ -161,9 +154,6 @@ def link_roll(
     for record, d in zip(todo, result.decisions, strict=True):
         linked = numbers.get(d.resident_code or "") if d.decision == "linked" else None
         if linked is not None:
-            notes = [r for r in d.reasons if not r.startswith("assisted_")] + [
-                r for r in d.reasons if r.startswith("assisted_")
-            ]
             links.append(
                 {
                     "internal_id": record.record_id,
@@ -171,7 +161,7 @@ def link_roll(
                     "method": d.method,
                     "policy": policy,
                     "items": d.items,
-                    "notes": notes,
+                    "notes": provenance_notes(d.reasons),
                     "operator": operator,
                 }
             )
@@ -179,19 +169,13 @@ def link_roll(
                 record.record_id, "linked", mask(linked), d.reasons, _score(d), d.stage
             )
             continue
-        claimed = None
-        if record.claimed is not None:
-            try:
-                claimed = parse_individual(record.claimed)
-            except ValidationError:
-                claimed = None
         # As single enrolment: whatever is not linked waits for a reviewer.
         reviews.append(
             {
                 "internal_id": record.record_id,
-                "record": _record_json(record),
+                "record": items_json(record.items),
                 "reasons": d.reasons,
-                "claimed": claimed,
+                "claimed": _valid_claim(record.claimed),
                 "candidates": [numbers[rc] for rc in d.candidates if rc in numbers],
                 "score": d.score,
             }
@@ -205,8 +189,7 @@ def link_roll(
             _score(d),
             d.stage,
         )
-    p.agencies.store_links(agency_id, links)
-    p.agencies.queue_reviews(agency_id, reviews)
+    p.agencies.store_batch(agency_id, links, reviews)
     out = [
         by_id.get(r.record_id)
         or RollDecision(r.record_id, "review", _masked_claim(r.claimed), (PENDING,), "")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,17 +28,19 @@ import duckdb
 import pyarrow as pa
 
 from mynumber.agency.linkage import (
+    MAX_CANDIDATES,
     POLICIES,
     Candidate,
     Decision,
     decide_claim,
     decide_query,
     decide_search,
+    how_matched,
     within_tolerance,
 )
 from mynumber.agency.roll import RollRecord
 from mynumber.errors import ValidationError
-from mynumber.identity import FiveItems, ItemReport, Keys, RegisteredIdentity, keys_of
+from mynumber.identity import FiveItems, Keys, RegisteredIdentity, keys_of
 from mynumber.numbers import parse_individual
 
 __all__ = [
@@ -155,22 +156,27 @@ class BatchResult:
 
 # -- computing ----------------------------------------------------------------------------------
 
-_PREF = re.compile(r"^(東京都|北海道|(?:京都|大阪)府|.{2,3}?県)")
-_MUNI = re.compile(r"^(.+?郡.+?[町村]|.+?市.+?区|.+?[市区町村])")
-_NUM = re.compile(r"\d+")
+_PREFECTURE = "(?:東京都|北海道|京都府|大阪府|.{2,3}?県)"
+_ADDRESS_LEVELS_SQL = f"""
+    regexp_extract(address_key, '^({_PREFECTURE})', 1) AS addr_pref,
+    regexp_extract(address_key,
+                   '^({_PREFECTURE}(?:.+?郡.+?[町村]|.+?市.+?区|.+?[市区町村]))', 1) AS addr_muni,
+    regexp_extract(address_key, '^([^0-9]*[0-9]+)', 1) AS addr_chome,
+    regexp_extract(address_key, '^([^0-9]*[0-9]+[^0-9]+[0-9]+)', 1) AS addr_block
+"""
+"""The address levels the probabilistic stage compares, from a normalised address key:
+prefecture, municipality (a designated city's ward included), 丁目 (up to the first number) and
+番 (up to the second); a level that cannot be read is the empty string."""
 
 
-def address_levels(key: str) -> tuple[str, str, str, str]:
-    """Prefixes of a normalised address key at four levels: prefecture, municipality (a
-    designated city's ward included), 丁目 (up to the first number) and block (up to the second
-    number). A level that cannot be read is the empty string."""
-    pref = m.group(1) if (m := _PREF.match(key)) else ""
-    rest = key[len(pref) :]
-    muni = pref + m.group(1) if (m := _MUNI.match(rest)) else ""
-    nums = list(_NUM.finditer(key))
-    chome = key[: nums[0].end()] if nums else ""
-    block = key[: nums[1].end()] if len(nums) > 1 else chome
-    return pref, muni, chome, block
+def address_levels(keys: Sequence[str]) -> list[tuple[str, str, str, str]]:
+    """:data:`_ADDRESS_LEVELS_SQL` applied to `keys` (for tests and for reading): the very
+    expressions the probabilistic stage uses."""
+    con = duckdb.connect()
+    con.register("a", pa.table({"address_key": pa.array(keys, pa.string())}))
+    rows = con.sql(f"SELECT {_ADDRESS_LEVELS_SQL} FROM a").fetchall()
+    con.close()
+    return [(str(p), str(m), str(c), str(b)) for p, m, c, b in rows]
 
 
 def split_kana(key: str, families: frozenset[str]) -> tuple[str, str]:
@@ -194,10 +200,6 @@ def _candidate(row: Mapping[str, Any]) -> Candidate:
         row["status"],
         row["household_id"],
     )
-
-
-def _how(r: ItemReport) -> str:
-    return "earlier" if r.result == "mismatch" and r.matches_earlier else str(r.result)
 
 
 class _Ticker:
@@ -321,7 +323,7 @@ def link_records(
             " JOIN pn ON pn.resident_code = pk.resident_code AND pn.k = roll.name_key",
         )
         cache.fetch(set().union(*slips.values()) if slips else set())
-        cache.fetch({rc for v in ranked.values() for rc, _w, _p in v[:3]})
+        cache.fetch({rc for v in ranked.values() for rc, _w, _p in v[:MAX_CANDIDATES]})
     # The pool's members within tolerance, computed once (decide_search looks at no others).
     pools: dict[int, list[Candidate]] = {}
     sole: dict[int, Candidate] = {}
@@ -345,7 +347,7 @@ def link_records(
                     "deterministic",
                     1.0,
                     (d.resident_code,) if d.resident_code else (),
-                    {x.item: _how(x) for x in d.matched},
+                    {x.item: how_matched(x) for x in d.matched},
                 )
             )
             continue
@@ -366,12 +368,12 @@ def link_records(
                     "probabilistic",
                     prob.get(s.resident_code or ""),
                     (s.resident_code,) if s.resident_code else (),
-                    {x.item: _how(x) for x in s.matched},
+                    {x.item: how_matched(x) for x in s.matched},
                 )
             )
             continue
         shown = ([d.resident_code] if d.resident_code else []) + [rc for rc, _w, _p in top]
-        candidates = tuple(dict.fromkeys(shown))[:3]
+        candidates = tuple(dict.fromkeys(shown))[:MAX_CANDIDATES]
         best = d.resident_code or (candidates[0] if candidates else None)
         out.append(
             BatchDecision(
@@ -383,7 +385,7 @@ def link_records(
                 "probabilistic" if top else "deterministic",
                 prob.get(best or ""),
                 candidates,
-                {x.item: _how(x) for x in d.matched},
+                {x.item: how_matched(x) for x in d.matched},
             )
         )
     seconds["decide"] = time.perf_counter() - started
@@ -435,18 +437,13 @@ class _Cache:
 
 # -- stage 2: Splink ----------------------------------------------------------------------------
 
-_SPLINK_COLUMNS = """
+_SPLINK_COLUMNS = (
+    """
     {uid} AS unique_id, family_kana, given_kana, name_key, name_keys, kana_key, kana_keys,
     strftime(birth_date, '%Y%m%d') AS birth, year(birth_date) AS by,
     strftime(birth_date, '%m%d') AS md, sex, address_key, address_keys,
-    regexp_extract(address_key, '{pref}', 1) AS addr_pref,
-    regexp_extract(address_key, '{muni}', 1) AS addr_muni,
-    regexp_extract(address_key, '^([^0-9]*[0-9]+)', 1) AS addr_chome,
-    regexp_extract(address_key, '^([^0-9]*[0-9]+[^0-9]+[0-9]+)', 1) AS addr_block
 """
-_PREF_SQL = "^(東京都|北海道|京都府|大阪府|.{2,3}?県)"
-_MUNI_SQL = (
-    "^((?:東京都|北海道|京都府|大阪府|.{2,3}?県)(?:.+?郡.+?[町村]|.+?市.+?区|.+?[市区町村]))"
+    + _ADDRESS_LEVELS_SQL
 )
 
 
@@ -582,16 +579,15 @@ def _splink_rank(
         }
     )
     con.register("roll2", roll2)
-    cols = dict(pref=_PREF_SQL, muni=_MUNI_SQL)
     left = con.sql(
         "SELECT "
-        + _SPLINK_COLUMNS.format(uid="'r' || idx::VARCHAR", **cols)
+        + _SPLINK_COLUMNS.replace("{uid}", "'r' || idx::VARCHAR")
         + " FROM (SELECT *, [name_key] AS name_keys, [kana_key] AS kana_keys,"
         " [address_key] AS address_keys FROM roll2)"
     ).to_arrow_table()
     right = con.sql(
         "SELECT "
-        + _SPLINK_COLUMNS.format(uid="resident_code", **cols)
+        + _SPLINK_COLUMNS.replace("{uid}", "resident_code")
         + " FROM (SELECT *, coalesce(family_kana_key, kana_key) AS family_kana,"
         " CASE WHEN family_kana_key IS NULL THEN NULL"
         " ELSE substr(kana_key, length(family_kana_key) + 1) END AS given_kana,"

@@ -57,11 +57,11 @@ import duckdb
 import pyarrow as pa
 
 from mynumber.agency.bulk import Register
-from mynumber.csvio import detect_encoding
+from mynumber.csvio import _not_utf8_or_cp932, detect_encoding
 from mynumber.dates import parse_date, parse_sex
 from mynumber.errors import MynumberError, ValidationError
 from mynumber.identity import FiveItems, ItemResult, RegisteredIdentity, compare
-from mynumber.numbers import parse_individual
+from mynumber.numbers import _INDIVIDUAL_WEIGHTS, parse_individual
 
 __all__ = [
     "CLASSES",
@@ -146,9 +146,6 @@ CLASS_TEXT: Mapping[str, tuple[str, str]] = {
     ),
     "deceased": ("番号の持ち主は死亡", "the number's owner is recorded as deceased"),
 }
-
-_REQUIRED = EXTRACT_COLUMNS
-
 
 # -- the decision, per link (pure) -------------------------------------------------------------
 
@@ -246,14 +243,6 @@ def _invalid(code: str, en: str, ja: str, *, line: int | None = None, col: str |
     return ValidationError(code, en, ja, field=col, extra=extra)
 
 
-def _encoding_error() -> ValidationError:
-    return ValidationError(
-        "csv.encoding",
-        "The file is neither UTF-8 nor Shift_JIS (CP932); save it as UTF-8.",
-        "ファイルの文字コードが UTF-8 でも Shift_JIS (CP932) でもありません。UTF-8 で保存してください。",
-    )
-
-
 _CHUNK = 16 << 20
 
 
@@ -274,7 +263,7 @@ def utf8_path(path: Path, workdir: Path, progress: Callable[[int], None] | None 
         try:
             while chunk := src.read(_CHUNK):
                 if b"\x00" in chunk:
-                    raise _encoding_error()
+                    raise _not_utf8_or_cp932()
                 text = decoder.decode(chunk)
                 if dst is not None:
                     dst.write(text)
@@ -284,24 +273,34 @@ def utf8_path(path: Path, workdir: Path, progress: Callable[[int], None] | None 
             if dst is not None:
                 dst.write(tail)
         except UnicodeDecodeError:
-            raise _encoding_error() from None
+            raise _not_utf8_or_cp932() from None
     return target
+
+
+def _unknown_column(position: int, name: str) -> tuple[str, str, str]:
+    """How an unknown header cell is named (English, Japanese, field). A file without a header
+    has a record in its place, individual number and all (I5): a cell holding a digit is named
+    by its position, never quoted."""
+    if any(ch.isdigit() for ch in name):
+        return f"column {position}", f"{position}列目", f"column {position}"
+    return repr(name[:64]), repr(name[:64]), name[:64]
 
 
 def _check_header(header: list[str]) -> list[str]:
     cols = [h.strip() for h in header]
     if cols:
         cols[0] = cols[0].lstrip("\ufeff")
-    unknown = [c for c in cols if c not in EXTRACT_COLUMNS]
+    unknown = [_unknown_column(i, c) for i, c in enumerate(cols, start=1) if c not in EXTRACT_COLUMNS]  # fmt: skip
     if unknown:
-        shown = ", ".join(repr(c[:64]) for c in unknown[:5])
+        shown_en = ", ".join(en for en, _ja, _f in unknown[:5])
+        shown_ja = ", ".join(ja for _en, ja, _f in unknown[:5])
         raise _invalid(
             "checks.unknown_column",
-            f"unknown column(s) in the header: {shown}. An extract has the columns "
+            f"unknown column(s) in the header: {shown_en}. An extract has the columns "
             f"{', '.join(EXTRACT_COLUMNS)}.",
-            f"ヘッダーに不明な列があります: {shown}。抽出ファイルの列は {', '.join(EXTRACT_COLUMNS)} です。",
+            f"ヘッダーに不明な列があります: {shown_ja}。抽出ファイルの列は {', '.join(EXTRACT_COLUMNS)} です。",
             line=1,
-            col=unknown[0][:64],
+            col=unknown[0][2],
         )
     dupes = sorted({c for c in cols if cols.count(c) > 1})
     if dupes:
@@ -312,7 +311,7 @@ def _check_header(header: list[str]) -> list[str]:
             line=1,
             col=dupes[0],
         )
-    missing = [c for c in _REQUIRED if c not in cols]
+    missing = [c for c in EXTRACT_COLUMNS if c not in cols]
     if missing:
         raise _invalid(
             "checks.missing_column",
@@ -348,25 +347,32 @@ def _lines_of(path: Path, rows: Iterable[int]) -> dict[int, int]:
 _CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
 
 
+def _sql_path(path: Path) -> str:
+    """`path` as an SQL string literal (a quote in a directory name is doubled)."""
+    return "'" + path.as_posix().replace("'", "''") + "'"
+
+
 def open_connection(workdir: Path, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB spilling to `workdir` (a check of 10 M links fits a few GiB)."""
     con = duckdb.connect()
-    con.execute(f"SET temp_directory = '{workdir.as_posix()}'")
+    con.execute(f"SET temp_directory = {_sql_path(workdir)}")
     con.execute("SET preserve_insertion_order = true")
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
     return con
 
 
-_CHECK_DIGIT_SQL = (
-    "(CASE WHEN ({s}) % 11 <= 1 THEN 0 ELSE 11 - ({s}) % 11 END) = TRY_CAST(substr(n, 12, 1) AS INTEGER)"
-).format(
-    s=" + ".join(
-        f"TRY_CAST(substr(n, {i + 1}, 1) AS INTEGER) * {w}"
-        for i, w in enumerate((6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2))
+def _check_digit_sql(n: str) -> str:
+    """SQL true when the 12-ASCII-digit column (or expression) `n` has the individual number's
+    check digit (総務省令第85号 第5条; the weights of :mod:`mynumber.numbers`)."""
+    s = " + ".join(
+        f"TRY_CAST(substr({n}, {i + 1}, 1) AS INTEGER) * {w}"
+        for i, w in enumerate(_INDIVIDUAL_WEIGHTS)
     )
-)
-"""The individual number's check digit (総務省令第85号 第5条) over a 12-ASCII-digit column ``n``."""
+    return (
+        f"(CASE WHEN ({s}) % 11 <= 1 THEN 0 ELSE 11 - ({s}) % 11 END)"
+        f" = TRY_CAST(substr({n}, 12, 1) AS INTEGER)"
+    )
 
 
 def load_extract(
@@ -411,18 +417,18 @@ def load_extract(
     # idx: the data row (1-based) in file order — DuckDB keeps the insertion order.
     con.execute("CREATE OR REPLACE TABLE rows AS SELECT rowid + 1 AS idx, * FROM raw")
     con.execute("DROP TABLE raw")
-    for col in _REQUIRED:
+    for col in EXTRACT_COLUMNS:
         hit = con.execute(
             f"SELECT min(idx) FROM rows WHERE {col} IS NULL OR trim({col}) = ''"
         ).fetchone()
         if hit and hit[0] is not None:
             raise refuse_at(int(hit[0]), "checks.empty_field", col, "the value is empty.", "値が空です。")  # fmt: skip
-    cc = " OR ".join(f"regexp_matches({c}, '[\\x00-\\x1f\\x7f]')" for c in _REQUIRED)
+    cc = " OR ".join(f"regexp_matches({c}, '[\\x00-\\x1f\\x7f]')" for c in EXTRACT_COLUMNS)
     hit = con.execute(
-        f"SELECT idx, {', '.join(_REQUIRED)} FROM rows WHERE {cc} ORDER BY idx LIMIT 1"
+        f"SELECT idx, {', '.join(EXTRACT_COLUMNS)} FROM rows WHERE {cc} ORDER BY idx LIMIT 1"
     ).fetchone()
     if hit:
-        col = next(c for c, v in zip(_REQUIRED, hit[1:], strict=True) if re.search(r"[\x00-\x1f\x7f]", v))  # fmt: skip
+        col = next(c for c, v in zip(EXTRACT_COLUMNS, hit[1:], strict=True) if re.search(r"[\x00-\x1f\x7f]", v))  # fmt: skip
         raise refuse_at(
             int(hit[0]),
             "checks.control_character",
@@ -471,7 +477,7 @@ def load_extract(
         con,
         "individual_number",
         f"SELECT DISTINCT individual_number FROM rows WHERE NOT (regexp_full_match("
-        f"individual_number, '[0-9]{{12}}') AND {_CHECK_DIGIT_SQL.replace('n,', 'individual_number,')})",
+        f"individual_number, '[0-9]{{12}}') AND {_check_digit_sql('individual_number')})",
         _number_or_none,
         pa.string(),
         None,
@@ -617,10 +623,13 @@ WHERE f.class IS NULL
 """
 
 MEMBERS_SQL = """
-SELECT s.idx, m.*
-FROM suspects s JOIN people m ON m.household_id = s.household_id
+SELECT s.idx, e.name AS e_name, e.name_kana AS e_name_kana, e.birth_date AS e_birth_date,
+       e.sex AS e_sex, e.address AS e_address, m.*
+FROM suspects s JOIN ext e ON e.idx = s.idx JOIN people m ON m.household_id = s.household_id
 WHERE m.resident_code <> s.owner
 """
+"""For each suspect (``idx, household_id, owner``: a ``different_person`` verdict), the link's
+items and every other member of the owner's household; DuckDB and Spark run it alike."""
 
 VERDICT_SCHEMA = pa.schema(
     [
@@ -663,26 +672,29 @@ def verdict_batch(verdicts: Sequence[tuple[int, Verdict]]) -> pa.Table:
     )
 
 
-def upgrade(rows: Iterable[Mapping[str, Any]], items: Mapping[int, FiveItems]) -> set[int]:
+def upgrade(rows: Iterable[Mapping[str, Any]]) -> set[int]:
     """The links (idx) that another member of the owner's household matches, from the rows of
-    :data:`MEMBERS_SQL` (idx + a register row)."""
+    :data:`MEMBERS_SQL`."""
     found: set[int] = set()
     for row in rows:
         idx = int(row["idx"])
-        if idx not in found and member_matches(items[idx], owner_of(row)):
+        if idx not in found and member_matches(items_of(row), owner_of(row)):
             found.add(idx)
     return found
 
 
 @dataclass
 class CheckResult:
-    total: int
     counts: dict[str, int]
     """Links per class (every class present, 0 when none)."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of each stage."""
     slow: int = 0
     """Links that went through :func:`classify` (not decided by :data:`FAST_SQL`)."""
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
 
 
 _BATCH = 100_000
@@ -705,7 +717,6 @@ def classify_duckdb(
     tick = progress("compare", slow) if progress is not None else None
     con.execute(f"CREATE OR REPLACE TABLE slow ({', '.join(f'{f.name} {_sqltype(f.type)}' for f in VERDICT_SCHEMA)})")  # fmt: skip
     suspects: dict[int, tuple[Verdict, str, str]] = {}
-    items: dict[int, FiveItems] = {}
     reader = con.cursor()
     reader.register("people", register.people)
     result = reader.sql(SLOW_SQL).to_arrow_reader(_BATCH)
@@ -715,7 +726,6 @@ def classify_duckdb(
         for row, (idx, v, household) in zip(rows, judge_rows(rows), strict=True):
             if household is not None:
                 suspects[idx] = (v, household, str(row["resident_code"]))
-                items[idx] = items_of(row)
             else:
                 done.append((idx, v))
         _insert(con, verdict_batch(done))
@@ -742,7 +752,7 @@ def classify_duckdb(
         reader = con.cursor()
         reader.register("people", register.people)
         for batch in reader.sql(MEMBERS_SQL + " ORDER BY s.idx").to_arrow_reader(_BATCH):
-            matched |= upgrade(batch.to_pylist(), items)
+            matched |= upgrade(batch.to_pylist())
         reader.close()
         final = [
             (i, Verdict("household_member_number", v.differs, v.notes) if i in matched else v)
@@ -786,7 +796,7 @@ def _counts(con: duckdb.DuckDBPyConnection) -> CheckResult:
     counts = dict.fromkeys(CLASSES, 0)
     for cls, n in con.execute("SELECT class, count(*) FROM verdicts GROUP BY class").fetchall():
         counts[str(cls)] = int(n)
-    return CheckResult(sum(counts.values()), counts)
+    return CheckResult(counts)
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -824,7 +834,7 @@ def write_report(
                          AS individual_number,
                        nullif(v.differs, '') AS differs, nullif(v.notes, '') AS notes
                 FROM ext e JOIN verdicts v ON v.idx = e.idx ORDER BY e.idx
-            ) TO '{tmp.as_posix()}' (FORMAT csv, HEADER true, DELIMITER ',', QUOTE '"')
+            ) TO {_sql_path(tmp)} (FORMAT csv, HEADER true, DELIMITER ',', QUOTE '"')
             """
         )
         with tmp.open("rb+") as fh:

@@ -34,26 +34,18 @@ import pyarrow.parquet as pq
 from mynumber.agency.bulk import Register
 from mynumber.agency.checks import (
     FAST_SQL,
+    MEMBERS_SQL,
     SLOW_SQL,
     VERDICT_SCHEMA,
     CheckResult,
     _counts,
-    items_of,
     judge_rows,
-    member_matches,
-    owner_of,
+    upgrade,
 )
 
 __all__ = ["classify_spark", "spark_session"]
 
 _JUDGED = pa.schema([*VERDICT_SCHEMA, ("household_id", pa.string()), ("owner", pa.string())])
-
-_MEMBERS_SQL = """
-SELECT s.idx, e.name AS e_name, e.name_kana AS e_name_kana, e.birth_date AS e_birth_date,
-       e.sex AS e_sex, e.address AS e_address, m.*
-FROM suspects s JOIN ext e ON e.idx = s.idx JOIN people m ON m.household_id = s.household_id
-WHERE m.resident_code <> s.owner
-"""
 
 
 def spark_session(master: str = "local[1]") -> Any:
@@ -90,12 +82,10 @@ def _judge(rows: Iterator[Any]) -> Iterator[tuple[Any, ...]]:
 
 
 def _members(rows: Iterator[Any]) -> Iterator[tuple[int]]:
-    """Per partition: rows of _MEMBERS_SQL → the idx of links another household member
-    matches."""
-    for row in rows:
-        r = row.asDict()
-        if member_matches(items_of(r), owner_of(r)):
-            yield (int(r["idx"]),)
+    """Per partition: rows of MEMBERS_SQL → the idx of links another household member
+    matches (:func:`~mynumber.agency.checks.upgrade`)."""
+    for idx in upgrade(r.asDict() for r in rows):
+        yield (idx,)
 
 
 def classify_spark(
@@ -135,7 +125,7 @@ def classify_spark(
         "idx", "household_id", "owner"
     ).createOrReplaceTempView("suspects")
     matched = session.createDataFrame(
-        session.sql(_MEMBERS_SQL).rdd.mapPartitions(_members), "idx long"
+        session.sql(MEMBERS_SQL).rdd.mapPartitions(_members), "idx long"
     ).distinct()
     matched = matched.withColumn("member", F.lit(True))
     final = (

@@ -10,13 +10,19 @@ owner's household), and the agency's own storage.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from mynumber.agency.linkage import Candidate, Decision, decide_claim, decide_query
+from mynumber.agency.linkage import (
+    Candidate,
+    Decision,
+    decide_claim,
+    decide_query,
+    how_matched,
+    provenance_notes,
+)
 from mynumber.errors import ValidationError
-from mynumber.identity import FiveItems, compare
+from mynumber.identity import FiveItems, compare, items_from_json, items_json
 from mynumber.numbers import mask, parse_individual
 
 __all__ = ["EnrolmentResult", "decide", "enrol", "review_view"]
@@ -34,14 +40,10 @@ class EnrolmentResult:
             "decision": self.decision.decision,
             "reasons": list(self.decision.reasons),
             "method": self.decision.method,
-            "items": {r.item: _how(r) for r in self.decision.matched},
+            "items": {r.item: how_matched(r) for r in self.decision.matched},
             "review_id": self.review_id,
             "notice": self.notice,
         }
-
-
-def _how(r: Any) -> str:
-    return "earlier" if r.result == "mismatch" and r.matches_earlier else str(r.result)
 
 
 def _candidates(p: Any, codes: list[str]) -> list[Candidate]:
@@ -91,11 +93,9 @@ def enrol(
     linked_number = None
     if target is not None:
         linked_number = p.jlis.active_numbers([target]).get(target)
-    items = {r.item: _how(r) for r in decision.matched}
+    items = {r.item: how_matched(r) for r in decision.matched}
     if decision.decision == "linked" and linked_number is not None:
-        notes = [r for r in decision.reasons if not r.startswith("assisted_")] + [
-            r for r in decision.reasons if r.startswith("assisted_")
-        ]
+        notes = provenance_notes(decision.reasons)
         p.agencies.store_link(
             agency_id,
             internal_id,
@@ -119,13 +119,7 @@ def enrol(
     review_id = p.agencies.queue_review(
         agency_id,
         internal_id,
-        {
-            "name": record.name,
-            "name_kana": record.name_kana,
-            "birth_date": record.birth_date.isoformat(),
-            "sex": record.sex,
-            "address": record.address,
-        },
+        items_json(record),
         decision.reasons,
         number if number is not None else None,
         linked_number,
@@ -138,39 +132,28 @@ def review_view(p: Any, agency_id: str, review_id: int) -> dict[str, Any]:
     for each candidate (best first) the registered identity and how each item compares
     (``differs`` marks what to look at). ``registered`` / ``comparison`` are the best's."""
     item: dict[str, Any] = p.agencies.review(agency_id, review_id)
-    rec = item["record"]
-    record = FiveItems(
-        rec["name"],
-        rec["name_kana"],
-        dt.date.fromisoformat(rec["birth_date"]),
-        int(rec["sex"]),
-        rec["address"],
-    )
+    record = items_from_json(item["record"])
     sides: list[dict[str, Any]] = []
     for number in p.agencies.review_candidates(agency_id, review_id):
         _status, rc = p.jlis.number_status(number)
         found = p.jlis.registered([rc]) if rc else {}
-        if rc not in found:
-            continue
-        identity, status = found[rc]
-        cur = identity.current
-        sides.append(
-            {
-                "number": mask(number),
-                "registered": {
-                    "name": cur.name,
-                    "name_kana": cur.name_kana,
-                    "birth_date": cur.birth_date.isoformat(),
-                    "sex": cur.sex,
-                    "address": cur.address,
-                    "status": status,
-                },
-                "comparison": {
-                    r.item: {"result": _how(r), "differs": r.result == "mismatch"}
-                    for r in compare(record, identity).items
-                },
+        side: dict[str, Any] = {"number": mask(number), "registered": None, "comparison": None}
+        if rc in found:  # a side per candidate, so that `candidate` N is the Nth shown
+            identity, status = found[rc]
+            cur = identity.current
+            side["registered"] = {
+                "name": cur.name,
+                "name_kana": cur.name_kana,
+                "birth_date": cur.birth_date.isoformat(),
+                "sex": cur.sex,
+                "address": cur.address,
+                "status": status,
             }
-        )
+            side["comparison"] = {
+                r.item: {"result": how_matched(r), "differs": r.result == "mismatch"}
+                for r in compare(record, identity).items
+            }
+        sides.append(side)
     item["candidates_view"] = sides
     item["registered"] = sides[0]["registered"] if sides else None
     item["comparison"] = sides[0]["comparison"] if sides else None
@@ -191,8 +174,8 @@ def decide(
     each item compared with that person as its provenance."""
     view = review_view(p, agency_id, review_id)
     sides = view["candidates_view"]
-    chosen = sides[candidate - 1]["comparison"] if 1 <= candidate <= len(sides) else {}
-    items = {k: v["result"] for k, v in chosen.items()}
+    chosen = sides[candidate - 1]["comparison"] if 1 <= candidate <= len(sides) else None
+    items = {k: v["result"] for k, v in (chosen or {}).items()}
     decided: dict[str, Any] = p.agencies.decide_review(
         agency_id,
         review_id,

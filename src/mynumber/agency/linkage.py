@@ -87,6 +87,7 @@ from mynumber.numbers import parse_individual
 
 __all__ = [
     "DECISIONS",
+    "MAX_CANDIDATES",
     "METHODS",
     "POLICIES",
     "REASONS",
@@ -95,6 +96,8 @@ __all__ = [
     "decide_claim",
     "decide_query",
     "decide_search",
+    "how_matched",
+    "provenance_notes",
     "within_tolerance",
 ]
 
@@ -159,6 +162,19 @@ class Decision:
     """How each item matched the linked or claimed person (provenance)."""
     method: str
     """``claimed_number`` | ``five_item_query``."""
+
+
+def how_matched(r: ItemReport) -> str:
+    """How an item matched, as a link's provenance records it: ``match`` |
+    ``match_normalised`` | ``earlier`` (an earlier value the register recorded) | ``mismatch``."""
+    return "earlier" if r.result is ItemResult.MISMATCH and r.matches_earlier else str(r.result)
+
+
+def provenance_notes(reasons: Sequence[str]) -> list[str]:
+    """A linked decision's reasons as a link keeps them: the notes first, ``assisted_*`` last."""
+    return [r for r in reasons if not r.startswith("assisted_")] + [
+        r for r in reasons if r.startswith("assisted_")
+    ]
 
 
 def _reasons(codes: Iterable[str]) -> tuple[str, ...]:
@@ -314,6 +330,9 @@ def decide_query(record: FiveItems, matches: Sequence[Candidate]) -> Decision:
     verdict = "linked" if _five_match(comparison) else "review"
     return Decision(verdict, person.resident_code, _reasons(reasons), comparison.items, method)
 
+
+MAX_CANDIDATES = 3
+"""How many candidates a review item shows at most (batch search), best first."""
 
 SEARCH_GAP_BITS = 5.0
 """How clearly the best candidate must beat the second in a search: 5 bits of Splink match weight

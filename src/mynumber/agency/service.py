@@ -18,7 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import Table, delete, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from mynumber.agency import models as m
@@ -93,18 +93,8 @@ class AgencyService:
 
     def _replace(self, table: Table, agency_id: str, rows: list[dict[str, Any]]) -> int:
         """Replace the agency's rows of `table` with these internal ids by `rows`, at once."""
-        c = table.c
-        ids = [r["internal_id"] for r in rows]
         with writing(self.engine) as conn:
-            for i in range(0, len(ids), _CHUNK):
-                conn.execute(
-                    delete(table).where(
-                        c.agency_id == agency_id, c.internal_id.in_(ids[i : i + _CHUNK])
-                    )
-                )
-            if rows:
-                conn.execute(table.insert(), rows)
-        return len(rows)
+            return _replace_in(conn, table, agency_id, rows)
 
     def code_of(self, agency_id: str, internal_id: str) -> str:
         found = read_once(self.engine, _CODE_SQL, (agency_id, internal_id))
@@ -164,11 +154,23 @@ class AgencyService:
         }
         self._replace(m.links, agency_id, [row])
 
-    def store_links(self, agency_id: str, links: Sequence[Mapping[str, Any]]) -> int:
-        """:meth:`store_link` for many records in one transaction (a roll); each mapping has
-        ``internal_id``, ``number``, ``method``, ``policy``, ``items``, ``notes``, ``operator``."""
+    def store_batch(
+        self,
+        agency_id: str,
+        links: Sequence[Mapping[str, Any]],
+        reviews: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """A roll's results in one transaction (I8: all or nothing). `links` as
+        :meth:`store_link` takes them (``internal_id``, ``number``, ``method``, ``policy``,
+        ``items``, ``notes``, ``operator``); `reviews` as :meth:`queue_review` with
+        ``candidates`` (numbers, best first) and ``score``. A member already waiting on the queue
+        refuses the whole lot (``agency.member_pending``): nothing is written."""
         now = self._now()
-        rows = [
+
+        def sealed(number: str | None) -> bytes | None:
+            return None if number is None else self.vault.seal(number)
+
+        link_rows = [
             {
                 "agency_id": agency_id,
                 "internal_id": k["internal_id"],
@@ -183,19 +185,7 @@ class AgencyService:
             }
             for k in links
         ]
-        return self._replace(m.links, agency_id, rows)
-
-    def queue_reviews(self, agency_id: str, items: Sequence[Mapping[str, Any]]) -> int:
-        """:meth:`queue_review` for many records in one transaction (a roll); each mapping has
-        ``internal_id``, ``record``, ``reasons``, ``claimed``, ``candidates`` (numbers, best
-        first) and ``score``. All or nothing: a record already waiting refuses the whole lot
-        (``agency.member_pending``) — the caller leaves such records out."""
-        now = self._now()
-
-        def sealed(number: str | None) -> bytes | None:
-            return None if number is None else self.vault.seal(number)
-
-        rows = [
+        review_rows = [
             {
                 "agency_id": agency_id,
                 "internal_id": k["internal_id"],
@@ -208,15 +198,21 @@ class AgencyService:
                 "state": "open",
                 "created_at": now,
             }
-            for k in items
+            for k in reviews
         ]
         try:
             with writing(self.engine) as conn:
-                if rows:
-                    conn.execute(m.reviews.insert(), rows)
+                _replace_in(conn, m.links, agency_id, link_rows)
+                if review_rows:
+                    conn.execute(m.reviews.insert(), review_rows)
         except IntegrityError:
-            raise self._pending(agency_id, "") from None
-        return len(rows)
+            raise ConflictError(
+                "agency.member_pending",
+                "A member of the roll was put on the review queue while the roll was being "
+                "linked; nothing was stored. Link the roll again.",
+                "名簿の処理中に、名簿内の記録が審査待ちになりました。何も保存していません。"
+                "もう一度実行してください。",
+            ) from None
 
     def pending_members(self, agency_id: str) -> set[str]:
         """Internal ids of the agency's records waiting on the review queue."""
@@ -350,12 +346,6 @@ class AgencyService:
                 decided_at=None if row.decided_at is None else row.decided_at.isoformat(),
             )
         return doc
-
-    def review_candidate(self, agency_id: str, review_id: int) -> str | None:
-        """The whole number of the person the evidence points to (for the platform's side-by-side
-        view and for a link the reviewer decides); never shown."""
-        row = self._review_row(agency_id, review_id)
-        return None if row.candidate_enc is None else self.vault.open(bytes(row.candidate_enc))
 
     def review_candidates(self, agency_id: str, review_id: int) -> list[str]:
         """The whole numbers of every candidate the item names, best first (never shown)."""
@@ -575,3 +565,17 @@ class AgencyService:
 
     def _now(self) -> dt.datetime:
         return self._clock.now().astimezone(dt.UTC)
+
+
+def _replace_in(conn: Connection, table: Table, agency_id: str, rows: list[dict[str, Any]]) -> int:
+    """Within `conn`'s transaction: the agency's rows of `table` with these internal ids
+    replaced by `rows`."""
+    c = table.c
+    ids = [r["internal_id"] for r in rows]
+    for i in range(0, len(ids), _CHUNK):
+        conn.execute(
+            delete(table).where(c.agency_id == agency_id, c.internal_id.in_(ids[i : i + _CHUNK]))
+        )
+    if rows:
+        conn.execute(table.insert(), rows)
+    return len(rows)

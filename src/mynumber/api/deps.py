@@ -94,38 +94,34 @@ def require(scope: str) -> Callable[..., Awaitable[Staff]]:
     return check
 
 
-def require_agency(scope: str) -> Callable[..., Awaitable[Staff]]:
-    """A dependency for routes under ``/{agency_id}/``: a staff token carrying `scope` that is
-    bound to that very agency, or the platform-wide ``agency:admin``. It runs before the route's
-    body is read, so a token of another agency has nothing read or written for it (403
+async def require_agency(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    agency_id: Annotated[str, Path(pattern=AGENCY_ID, description="the agency's id")],
+) -> Staff:
+    """The dependency of every route under ``/api/agency/{agency_id}/``: a token that acts for
+    that very agency (:meth:`Staff.acts_for`: ``agency:link`` bound to it, or the platform-wide
+    ``agency:admin``). As a router dependency it runs before the route's body is validated and
+    its key looked at, so a token of another agency has nothing read or written for it (403
     ``auth.wrong_agency``; a token bound to no agency: 403 ``auth.agency_unbound``)."""
-
-    async def check(
-        request: Request,
-        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-        agency_id: Annotated[str, Path(pattern=AGENCY_ID, description="the agency's id")],
-    ) -> Staff:
-        staff = _staff(request, creds)
-        if "agency:admin" in staff.scopes:
-            return staff
-        if scope not in staff.scopes:
-            raise _lacks(scope)
-        if staff.agency is None:
-            raise ForbiddenError(
-                "auth.agency_unbound",
-                "This token is bound to no agency; ask for a token minted for yours.",
-                "このトークンはどの機関にも紐付いていません。所属機関用のトークンを発行してください。",
-            )
-        if not staff.acts_for(agency_id):
-            raise ForbiddenError(
-                "auth.wrong_agency",
-                "This token acts for another agency only; nothing was read or changed.",
-                "このトークンは他の機関専用です。何も参照・変更していません。",
-                field="agency_id",
-            )
+    staff = _staff(request, creds)
+    if staff.acts_for(agency_id):
         return staff
-
-    return check
+    # refused: say why
+    if "agency:link" not in staff.scopes:
+        raise _lacks("agency:link")
+    if staff.agency is None:
+        raise ForbiddenError(
+            "auth.agency_unbound",
+            "This token is bound to no agency; ask for a token minted for yours.",
+            "このトークンはどの機関にも紐付いていません。所属機関用のトークンを発行してください。",
+        )
+    raise ForbiddenError(
+        "auth.wrong_agency",
+        "This token acts for another agency only; nothing was read or changed.",
+        "このトークンは他の機関専用です。何も参照・変更していません。",
+        field="agency_id",
+    )
 
 
 def _key(value: str | None, required: bool) -> str | None:

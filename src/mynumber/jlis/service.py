@@ -233,39 +233,17 @@ class JlisService:
     def number_owners(self, numbers: Sequence[str]) -> dict[str, str]:
         """For each of `numbers` already registered (active or retired), the resident code it is
         registered to."""
-        n = m.numbers
-        by_index = {self._vault.index(num): num for num in dict.fromkeys(numbers)}
-        out: dict[str, str] = {}
-        with self.engine.connect() as conn:
-            keys = list(by_index)
-            for i in range(0, len(keys), _CHUNK):
-                rows = conn.execute(
-                    select(n.c.number_index, n.c.resident_code).where(
-                        n.c.number_index.in_(keys[i : i + _CHUNK])
-                    )
-                )
-                for ix, code in rows:
-                    out[by_index[ix]] = code
-        return out
+        return {n: rc for n, (_s, rc) in self.number_statuses(numbers).items() if rc is not None}
 
     def active_owners(self, numbers: Sequence[str]) -> dict[str, str]:
         """For each of `numbers` that is active, the resident code it belongs to. This is what
         J-LIS hands the network when an agency obtains its codes: the resident record code,
         never the number (I5)."""
-        n = m.numbers
-        by_index = {self._vault.index(num): num for num in dict.fromkeys(numbers)}
-        out: dict[str, str] = {}
-        keys = list(by_index)
-        with self.engine.connect() as conn:
-            for i in range(0, len(keys), _CHUNK):
-                rows = conn.execute(
-                    select(n.c.number_index, n.c.resident_code).where(
-                        n.c.number_index.in_(keys[i : i + _CHUNK]), n.c.status == "active"
-                    )
-                )
-                for ix, code in rows:
-                    out[by_index[ix]] = code
-        return out
+        return {
+            n: rc
+            for n, (status, rc) in self.number_statuses(numbers).items()
+            if status == "active" and rc is not None
+        }
 
     def adopt_numbers(self, pairs: Mapping[str, str]) -> dict[str, str]:
         """Register numbers issued before this system (migration of a legacy register).

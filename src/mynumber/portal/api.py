@@ -15,10 +15,9 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 from mynumber.api.auth import Staff
 from mynumber.api.deps import (
@@ -32,7 +31,6 @@ from mynumber.api.deps import (
 )
 from mynumber.api.problems import PROBLEM_RESPONSES
 from mynumber.errors import AuthError
-from mynumber.platform import Platform
 from mynumber.portal.authorisation import HOLDER_KANA_MAX, STATEMENT_MAX_BYTES
 
 __all__ = ["router"]
@@ -171,10 +169,8 @@ def register_account(
     response_model=MyAccountOut,
     summary="公金受取口座: your registered account and its history",
 )
-async def my_account(request: Request, creds: Session) -> Any:
-    p: Platform = request.app.state.platform
-    token = _session_token(creds)
-    return await run_in_threadpool(p.portal.my_account, token)
+def my_account(p: PlatformDep, creds: Session) -> Any:
+    return p.portal.my_account(_session_token(creds))
 
 
 # -- municipal staff ---------------------------------------------------------------------------

@@ -11,16 +11,19 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mynumber.agency.bulk import (
+    MAY_BE_TOLERANT,
     BatchDecision,
     Register,
     address_levels,
     link_records,
     register_table,
+    roll_table,
     split_kana,
 )
 from mynumber.agency.linkage import Candidate, within_tolerance
@@ -352,6 +355,42 @@ def test_no_roll_links_a_record_to_a_person_its_items_contradict(seed: int, poli
         records.append(RollRecord(i + 2, f"P{i}", FiveItems(**_mutate(rng, p)), claimed))
     result = link_records(REGISTER, records, policy=policy)
     _check(records, result.decisions, policy)
+
+
+WHITESPACE = [chr(i) for i in range(0x3001) if chr(i).isspace()]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), pad=st.sampled_from(WHITESPACE))
+def test_the_pool_filter_never_drops_a_person_within_tolerance(seed: int, pad: str) -> None:
+    # The SQL that shrinks stage 2's pool must be a necessary condition of within_tolerance under
+    # both policies, or a second tolerant person could vanish and the first be linked. Records
+    # are hostile mutations, padded with any whitespace str.strip() would remove.
+    rng = random.Random(seed)
+    records = []
+    for i in range(60):
+        items = _mutate(rng, rng.choice(PEOPLE))
+        for key in rng.sample(["name", "name_kana", "address"], rng.randint(0, 3)):
+            items[key] = pad + items[key] + pad
+        records.append(RollRecord(i + 2, f"P{i}", FiveItems(**items), None))
+    keys = [keys_of(r.items.name, r.items.name_kana, r.items.address) for r in records]
+    con = duckdb.connect()
+    con.register("people", REGISTER.people)
+    con.register("roll", roll_table(records, keys))
+    kept = set(
+        con.execute(
+            f"SELECT r.idx, p.resident_code FROM roll r, people p WHERE {MAY_BE_TOLERANT}"
+        ).fetchall()
+    )
+    tolerant = {
+        (i, p["resident_code"])
+        for i, r in enumerate(records)
+        for p in PEOPLE
+        if within_tolerance(r.items, _identity(p), "assisted")
+        or within_tolerance(r.items, _identity(p), "strict")
+    }
+    assert tolerant <= kept
+    assert len(kept) < len(records) * len(PEOPLE)  # it does filter
 
 
 def test_the_candidate_type_is_what_the_core_compares() -> None:

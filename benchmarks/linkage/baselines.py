@@ -30,9 +30,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import duckdb
 import pyarrow as pa
 
+from mynumber import duck
 from mynumber.numbers import individual_check_digit
 
 from .generate import Register, Roll
@@ -139,7 +139,7 @@ def roll_arrow(roll: Roll) -> pa.Table:
 def _match_counts(reg_t: pa.Table, roll_t: pa.Table, on: str) -> tuple[list[int], list[int | None]]:
     """Per roll record: how many register people share the columns `on`, and the lowest
     register index among them."""
-    con = duckdb.connect()
+    con = duck.connect()
     con.register("reg", reg_t)
     con.register("roll", roll_t)
     rows = con.execute(
@@ -239,7 +239,7 @@ def plain_splink(
 
     left = roll_arrow(roll).rename_columns({"uid": "unique_id"})
     right = reg_t.rename_columns({"uid": "unique_id"})
-    con = duckdb.connect()
+    con = duck.connect()
     db = DuckDBAPI(connection=con)
     settings = SettingsCreator(
         link_type="link_only",

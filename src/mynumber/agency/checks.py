@@ -56,6 +56,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from mynumber import duck
 from mynumber.agency.bulk import Register
 from mynumber.csvio import _not_utf8_or_cp932, detect_encoding
 from mynumber.dates import parse_date, parse_sex
@@ -354,7 +355,7 @@ def _sql_path(path: Path) -> str:
 
 def open_connection(workdir: Path, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB spilling to `workdir` (a check of 10 M links fits a few GiB)."""
-    con = duckdb.connect()
+    con = duck.connect()
     con.execute(f"SET temp_directory = {_sql_path(workdir)}")
     con.execute("SET preserve_insertion_order = true")
     if memory_limit:

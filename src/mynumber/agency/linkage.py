@@ -351,9 +351,9 @@ def decide_search(
     """Stage 2 of batch linkage: may a record that `prior` (:func:`decide_claim` or
     :func:`decide_query`) did not link be linked by a search of the register?
 
-    `pool` must hold *every* person who could be within tolerance of the record (the caller's
-    joins guarantee it: same sex and birth date with the name or the kana, or the name and the
-    kana with any birth date — current or earlier values); `ranked` is the probabilistic model's
+    `pool` must hold *every* person who could be within tolerance of the record (batch linkage
+    passes everyone with the record's sex, name and address, current or earlier values: only
+    the kana and the birth date can slip); `ranked` is the probabilistic model's
     ranking of candidates (resident code, match weight in bits), best first; `household` the
     members of the household of the pool's tolerant person (may include that person).
 

@@ -395,9 +395,8 @@ def test_the_pool_filter_never_drops_a_person_within_tolerance(seed: int, pad: s
 
 def test_the_candidate_type_is_what_the_core_compares() -> None:
     # the register row turned into evidence keeps the earlier keys the core needs
-    from mynumber.agency.bulk import _candidate
+    from mynumber.agency.bulk import candidates
 
-    row = REGISTER.people.slice(1, 1).to_pylist()[0]
-    c = _candidate(row)
+    [c] = candidates(REGISTER.people.slice(1, 1))
     assert isinstance(c, Candidate) and c.household_id == "H1"
     assert c.identity.earlier_kana_keys == (keys_of("", "サトウ ハナコ", "").name_kana,)

@@ -70,7 +70,7 @@ by definition) and with the single match for queries; it is empty when there is 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from mynumber.errors import ValidationError
@@ -259,13 +259,14 @@ def decide_claim(
     claimed_number: str,
     owner: Candidate | None,
     owner_number_status: str,
-    household: Sequence[Candidate],
+    household: Sequence[Candidate] | Callable[[], Sequence[Candidate]],
     policy: str = "strict",
 ) -> Decision:
     """Decide a record that claims `claimed_number`, whose owner per J-LIS is `owner`.
 
     `owner_number_status` is J-LIS's ``number_status`` (``active`` | ``retired`` | ``unknown``);
-    `household` the members of the owner's household (the owner may be among them).
+    `household` the members of the owner's household (the owner may be among them), or a
+    function giving them, called only when the owner is not a five-item match or is deceased.
     See the module docstring for the rules."""
     if policy not in POLICIES:
         raise ValueError(f"unknown linkage policy {policy!r}; expected one of {POLICIES}")
@@ -286,9 +287,10 @@ def decide_claim(
     if _five_match(comparison) and not deceased:
         return Decision("linked", owner.resident_code, _reasons(reasons), items, method)
 
+    members = household() if callable(household) else household
     others = [
         c
-        for c in {c.resident_code: c for c in household}.values()
+        for c in {c.resident_code: c for c in members}.values()
         if c.resident_code != owner.resident_code
     ]
     if deceased:

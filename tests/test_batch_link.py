@@ -283,7 +283,7 @@ def test_a_reviewer_may_link_any_candidate_shown_and_only_those(platform: Platfo
     second = register(platform, given_name="二郎", given_name_kana="ジロウ")
     a, b = number_of(platform, first), number_of(platform, second)
     record = {
-        "name": "髙橋 二郎",
+        "name": "高橋 二郎",  # 高 for 髙: normalised
         "name_kana": "タカハシ ジロウ",
         "birth_date": "1985-06-15",
         "sex": 1,

@@ -92,6 +92,10 @@ def link(rid: str, rc: str, number: str | None = None, **over: str) -> list[str]
 CASES: dict[str, tuple[list[str], str, str, str]] = {
     "ok": (link("ok", "R1"), "ok", "", ""),
     "ok_moved_out": (link("ok_moved_out", "R6"), "ok", "", "owner_moved_out"),
+    # "family and given separated by a space, or not" (DESIGN): as written, not a variant
+    "ok_spacing": (
+        link("ok_spacing", "R1", name="山田太郎", name_kana="ヤマダ\u3000タロウ"), "ok", "", "",
+    ),
     "variant": (
         link("variant", "R4", name="髙橋 次郎", name_kana="ﾀｶﾊｼ ｼﾞﾛｳ",
              address="大阪府大阪市北区梅田１丁目２番３号"),

@@ -121,10 +121,25 @@ class Comparison:
         return all(r.result is not ItemResult.MISMATCH or r.matches_earlier for r in self.items)
 
 
+_NAME_SEPARATORS = str.maketrans("", "", " \u3000")
+
+
+def _as_written_name(s: str) -> str:
+    """A full name as written, without the space that may separate family and given names
+    (DESIGN: "family and given separated by a space, or not"): 鈴木 美加子 is 鈴木美加子 as
+    written, not a variant of it."""
+    return s.strip().translate(_NAME_SEPARATORS)
+
+
 def _text(
-    item: str, claim: str, current: str, earlier: Sequence[str], norm: Callable[[str], str]
+    item: str,
+    claim: str,
+    current: str,
+    earlier: Sequence[str],
+    norm: Callable[[str], str],
+    written: Callable[[str], str] = str.strip,
 ) -> ItemReport:
-    if claim.strip() == current.strip():
+    if written(claim) == written(current):
         return ItemReport(item, ItemResult.MATCH)
     key = norm(claim)
     if key and key == norm(current):
@@ -137,13 +152,21 @@ def compare(claim: FiveItems, person: RegisteredIdentity) -> Comparison:
     cur = person.current
     return Comparison(
         (
-            _text("name", claim.name, cur.name, person.earlier_name_keys, normalise_name),
+            _text(
+                "name",
+                claim.name,
+                cur.name,
+                person.earlier_name_keys,
+                normalise_name,
+                _as_written_name,
+            ),
             _text(
                 "name_kana",
                 claim.name_kana,
                 cur.name_kana,
                 person.earlier_kana_keys,
                 normalise_kana,
+                _as_written_name,
             ),
             ItemReport(
                 "birth_date",

@@ -172,6 +172,7 @@ def test_exact_records_link_in_the_deterministic_stage(strict: dict[str, BatchDe
             method,
             "deterministic",
         )
+        assert d.weight is None
     variant = strict["variant"]
     assert (variant.decision, variant.resident_code) == ("linked", "R11")
     assert variant.items["name_kana"] == "match_normalised"
@@ -234,6 +235,9 @@ def test_a_claim_that_is_nobodys_is_flagged_and_the_items_decide(
         d = strict[rid]
         assert (d.decision, d.resident_code, d.method) == ("linked", rc, "search")
         assert "claimed_number_ignored" in d.reasons
+        # the best candidate's match weight, beside its probability (the summary chart's)
+        assert d.weight is not None and d.score is not None
+        assert d.weight > 0 and d.score == pytest.approx(1 / (1 + 2**-d.weight), abs=1e-6)
     ghost = strict["ghost"]
     assert ghost.decision == "review" and ghost.resident_code == "R08"
     assert "name_mismatch" in ghost.reasons

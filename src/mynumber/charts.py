@@ -16,18 +16,20 @@ def summary_chart(
     title: str,
     counts: Mapping[str, int],
     *,
-    scores: Sequence[float] = (),
+    scores: Mapping[str, Sequence[float]] | None = None,
     counts_title: str = "records by reason",
-    scores_title: str = "match probability (probabilistic stage)",
+    scores_title: str = "scores",
+    scores_label: str = "score",
 ) -> None:
     """A PNG at `path` (written atomically): a horizontal bar chart of `counts` and, when
-    `scores` are given, their histogram beside it."""
+    `scores` are given (series name → values), their stacked histogram beside it."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    panels = 2 if scores else 1
+    series = {k: list(v) for k, v in (scores or {}).items() if v}
+    panels = 2 if series else 1
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 0.3 * max(len(counts), 6) + 1.5))
     ax = axes[0] if panels == 2 else axes
     items = sorted(counts.items(), key=lambda kv: kv[1])
@@ -37,10 +39,18 @@ def summary_chart(
     ax.set_title(counts_title)
     ax.set_xlabel("records")
     if panels == 2:
-        axes[1].hist(list(scores), bins=20, range=(0.0, 1.0), color="#73a946")
+        palette = ["#73a946", "#f57900", "#75507b", "#c4a000"]
+        axes[1].hist(
+            list(series.values()),
+            bins=40,
+            stacked=True,
+            label=list(series),
+            color=palette[: len(series)],
+        )
         axes[1].set_title(scores_title)
-        axes[1].set_xlabel("probability")
+        axes[1].set_xlabel(scores_label)
         axes[1].set_ylabel("records")
+        axes[1].legend()
     fig.suptitle(title)
     fig.tight_layout()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")

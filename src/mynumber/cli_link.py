@@ -112,8 +112,17 @@ def link_cmd(
         chart,
         f"{roll.name}: {len(decisions):,} records ({policy})",
         {f"{k} (decision)": v for k, v in by_decision.items()} | dict(by_reason),
-        scores=[float(d.score) for d in decisions if d.score and d.stage == "probabilistic"],
+        scores={
+            kind: [
+                d.weight
+                for d in result.decisions
+                if d.weight is not None and (d.decision == "linked") == (kind == "linked")
+            ]
+            for kind in ("linked", "not linked")
+        },
         counts_title="decisions and reasons",
+        scores_title="Splink's best candidate (probabilistic stage)",
+        scores_label="match weight (bits)",
     )
     t = Table("decision", "records")
     for name in ("linked", "review", "unmatched", "rejected"):

@@ -146,6 +146,8 @@ class BatchDecision:
     """Resident codes a reviewer is shown, best first (at most 3); the linked person for links."""
     items: Mapping[str, str] = field(default_factory=dict)
     """Provenance: item → ``match`` | ``match_normalised`` | ``earlier`` | ``mismatch``."""
+    weight: float | None = None
+    """Splink's match weight (bits) for the best candidate the probabilistic stage ranked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,6 +438,7 @@ def link_records(
                     prob.get(s.resident_code or ""),
                     (s.resident_code,) if s.resident_code else (),
                     {x.item: how_matched(x) for x in s.matched},
+                    top[0][1],
                 )
             )
             continue
@@ -453,6 +456,7 @@ def link_records(
                 prob.get(best or ""),
                 candidates,
                 {x.item: how_matched(x) for x in d.matched},
+                top[0][1] if top else None,
             )
         )
     seconds["decide"] = time.perf_counter() - started

@@ -455,3 +455,33 @@ def test_the_candidate_to_link_is_checked_over_http(api: Api, platform: Platform
     assert link["items"]["name"] == "match_normalised"  # compared with 二郎, not 一郎
     text = api.texts()
     assert a not in text and b not in text
+
+
+def test_the_review_queue_comes_a_page_at_a_time(api: Api, platform: Platform) -> None:
+    # a roll's worth of review items: the queue is paged by review id, with the total
+    record = {k: MEMBER[k] for k in ("name", "name_kana", "birth_date", "sex", "address")}
+    platform.agencies.store_batch(
+        AGENCY,
+        [],
+        [
+            {
+                "internal_id": f"Q{i}",
+                "record": record,
+                "reasons": ("no_match",),
+                "claimed": None,
+                "candidates": [],
+                "score": None,
+            }
+            for i in range(5)
+        ],
+    )
+    r = api.get(f"{A}/reviews?limit=2", token="agency")
+    assert r.status_code == 200 and r.headers["X-Total-Count"] == "5"
+    first = [x["internal_id"] for x in r.json()]
+    assert first == ["Q0", "Q1"]
+    after = r.json()[-1]["review_id"]
+    rest = api.get(f"{A}/reviews?after={after}&limit=10", token="agency").json()
+    assert [x["internal_id"] for x in rest] == ["Q2", "Q3", "Q4"]
+    assert len(api.get(f"{A}/reviews", token="agency").json()) == 5
+    for bad in ("limit=0", "limit=1001", "after=-1", "limit=x"):
+        assert_problem(api.get(f"{A}/reviews?{bad}", token="agency"), 422, "request.invalid")

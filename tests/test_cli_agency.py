@@ -16,7 +16,7 @@ MEMBER = [
     "--name",
     "髙橋 一郎",
     "--name-kana",
-    "タカハシ イチロウ",
+    "ﾀｶﾊｼ ｲﾁﾛｳ",
     "--birth-date",
     "昭和60年6月15日",
     "--sex",
@@ -107,6 +107,11 @@ def test_review_flow_household_member_number(platform: Platform) -> None:
     assert r.returncode == 0, r.stderr
     assert rid in r.stdout and "K1" in r.stdout and "household_member_number" in r.stdout
     assert tsubasa[-4:] in r.stdout and sho[-4:] in r.stdout
+    # a page at a time: the next page starts after the last id shown
+    r = cli(platform, "reviews", "--agency", AGENCY, "--limit", "1")
+    assert r.returncode == 0 and f"--after {rid}" in r.stdout, r.stderr
+    r = cli(platform, "reviews", "--agency", AGENCY, "--after", rid)
+    assert r.returncode == 0 and "K1" not in r.stdout and "1 open review items" in r.stdout
 
     r = cli(platform, "review", "--agency", AGENCY, rid)
     assert r.returncode == 0, r.stderr

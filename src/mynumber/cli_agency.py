@@ -154,13 +154,20 @@ def agency_enrol(
 
 @agency_app.command("reviews")
 def agency_reviews(
-    agency: Agency, data_dir: DataDir = None, database_url: DatabaseUrl = None
+    agency: Agency,
+    after: Annotated[
+        int, typer.Option(min=0, help="Only items with a review id above this (the next page).")
+    ] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many items.")] = 50,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
-    """The agency's open review items, oldest first (numbers masked)."""
+    """The agency's open review items, oldest first (numbers masked), a page at a time."""
     _check_agency(agency)
     try:
         with platform_for(data_dir, database_url) as p:
-            items = p.agencies.open_reviews(agency)
+            items = p.agencies.open_reviews(agency, after=after, limit=limit)
+            total = p.agencies.count_open_reviews(agency)
     except MynumberError as e:
         fail(e)
     t = _table("id", "internal id", "name", "reasons", "claimed", "candidate", "queued")
@@ -175,7 +182,13 @@ def agency_reviews(
             _text(r["created_at"][:16]),
         )
     out.print(t)
-    out.print(f"{len(items)} open review items / 審査待ち {len(items)} 件")
+    out.print(f"{total} open review items / 審査待ち {total} 件")
+    if items and (len(items) == limit):
+        nxt = items[-1]["review_id"]
+        out.print(
+            f"showing {len(items)}; next page: --after {nxt} / 続きは --after {nxt}",
+            highlight=False,
+        )
 
 
 @agency_app.command("review")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from mynumber.agency.enrolment import decide, enrol, review_view
@@ -228,8 +228,19 @@ def member_link(agency_id: AgencyId, internal_id: InternalId, p: PlatformDep) ->
     response_model=list[ReviewSummary],
     summary="The agency's open review items, oldest first",
 )
-def reviews(agency_id: AgencyId, p: PlatformDep) -> Any:
-    return p.agencies.open_reviews(agency_id)
+def reviews(
+    agency_id: AgencyId,
+    p: PlatformDep,
+    response: Response,
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="only items with a review id above this")
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="at most this many items")] = 100,
+) -> Any:
+    """A page of the queue: pass the last item's `review_id` as `after` for the next one;
+    `X-Total-Count` says how many are open."""
+    response.headers["X-Total-Count"] = str(p.agencies.count_open_reviews(agency_id))
+    return p.agencies.open_reviews(agency_id, after=after, limit=limit)
 
 
 @router.get(

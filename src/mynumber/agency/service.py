@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -290,16 +290,32 @@ class AgencyService:
             extra={"review_id": pending},
         )
 
-    def open_reviews(self, agency_id: str) -> list[dict[str, Any]]:
-        """The agency's open review items, oldest first; numbers masked."""
+    def open_reviews(
+        self, agency_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The agency's open review items, oldest first; numbers masked. A page: items with a
+        review id above `after`, at most `limit` of them (all when ``None``)."""
+        v = m.reviews.c
+        query = (
+            select(m.reviews)
+            .where(v.agency_id == agency_id, v.state == "open", v.review_id > after)
+            .order_by(v.review_id)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query if limit is None else query.limit(limit)).all()
+        return [self._review_json(r, full=False) for r in rows]
+
+    def count_open_reviews(self, agency_id: str) -> int:
+        """How many review items the agency has open."""
         v = m.reviews.c
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(m.reviews)
-                .where(v.agency_id == agency_id, v.state == "open")
-                .order_by(v.review_id)
-            ).all()
-        return [self._review_json(r, full=False) for r in rows]
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(m.reviews)
+                    .where(v.agency_id == agency_id, v.state == "open")
+                ).scalar_one()
+            )
 
     def open_review_of(self, agency_id: str, internal_id: str) -> int | None:
         """The id of the record's open review item, if it has one (the oldest)."""

@@ -591,10 +591,10 @@ def resolve_numbers(
     return total
 
 
-def _written(col: str) -> str:
+def _written(table: str, col: str) -> str:
     """SQL for a full name as written, without the spaces that may separate family and given
     names (as :func:`mynumber.identity.compare` reads names)."""
-    return f"replace(replace({col}, ' ', ''), '\u3000', '')"
+    return f"replace(replace({table}.{col}, ' ', ''), '\u3000', '')"
 
 
 FAST_SQL = f"""
@@ -602,8 +602,8 @@ SELECT e.idx,
   CASE
     WHEN e.num IS NULL THEN 'number_unknown'
     WHEN n.status IS DISTINCT FROM 'active' OR p.resident_code IS NULL THEN 'number_unknown'
-    WHEN p.status = 'active' AND {_written("e.name")} = {_written("p.name")}
-      AND {_written("e.name_kana")} = {_written("p.name_kana")} AND e.birth_date = p.birth_date
+    WHEN p.status = 'active' AND {_written("e", "name")} = {_written("p", "name")}
+      AND {_written("e", "name_kana")} = {_written("p", "name_kana")} AND e.birth_date = p.birth_date
       AND e.sex = p.sex AND trim(e.address) = trim(p.address) THEN 'ok'
   END AS class,
   CASE

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import stat
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import func, select
 
+from clikit import run_cli
 from conftest import MUNI
 from mynumber.agency import models as am
 from mynumber.agency.batch import link_roll
@@ -221,13 +220,7 @@ def test_a_roll_is_decided_and_stored_as_single_enrolment_would(
 
 
 def cli(p: Platform, *args: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("MYNUMBER_")}
-    base["COLUMNS"] = "200"
-    cmd = [sys.executable, "-m", "mynumber.cli", "link", *args]
-    cmd += ["--data-dir", str(p.settings.data_dir)]
-    if p.settings.database_url:
-        cmd += ["--database-url", p.settings.database_url]
-    return subprocess.run(cmd, capture_output=True, text=True, env=base, timeout=300)
+    return run_cli(p, "link", *args)
 
 
 def test_the_link_command_writes_the_decisions_and_a_summary(

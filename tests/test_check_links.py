@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import os
 import re
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,6 +18,7 @@ from benchmarks.bench_checks import make_world, write_extract
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clikit import run_cli
 from mynumber.agency.bulk import Register, register_table
 from mynumber.agency.checks import (
     CLASSES,
@@ -425,13 +424,7 @@ def test_spark_gives_exactly_the_duckdb_classes(
 
 
 def cli(p: Platform, *args: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("MYNUMBER_")}
-    base["COLUMNS"] = "200"
-    cmd = [sys.executable, "-m", "mynumber.cli", "check-links", *args]
-    cmd += ["--data-dir", str(p.settings.data_dir)]
-    if p.settings.database_url:
-        cmd += ["--database-url", p.settings.database_url]
-    return subprocess.run(cmd, capture_output=True, text=True, env=base, timeout=300)
+    return run_cli(p, "check-links", *args)
 
 
 def test_cli_end_to_end(platform: Platform, tmp_path: Path) -> None:

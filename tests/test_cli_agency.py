@@ -3,10 +3,9 @@ on SQLite and PostgreSQL: whole individual numbers never printed, errors in ja+e
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
+from clikit import run_cli
 from mynumber.platform import Platform
 from test_enrolment import register_twins
 from test_jlis import ADDRESS, number_of, register
@@ -31,15 +30,7 @@ MEMBER = [
 def cli(
     p: Platform, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("MYNUMBER_")}
-    base["COLUMNS"] = "200"  # wide enough that Rich does not wrap the tables
-    cmd = [sys.executable, "-m", "mynumber.cli", "agency", *args]
-    cmd += ["--data-dir", str(p.settings.data_dir)]
-    if p.settings.database_url:
-        cmd += ["--database-url", p.settings.database_url]
-    return subprocess.run(
-        cmd, capture_output=True, text=True, env={**base, **(env or {})}, timeout=120
-    )
+    return run_cli(p, "agency", *args, env=env, timeout=120)
 
 
 def assert_error(r: subprocess.CompletedProcess[str], code: str) -> None:

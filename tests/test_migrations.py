@@ -32,6 +32,7 @@ def test_migrations_match_models(platform: Platform, role: str) -> None:
             "jlis": "0004",
             "ledger": "0002",
             "agency": "0003",
+            "municipality": "0002",
         }.get(role, "0001")
 
 

@@ -511,6 +511,7 @@ import mynumber.cli_checks  # noqa: E402  (check-links EXTRACT --out REPORT)
 import mynumber.cli_ledger  # noqa: E402  (verify-proof)
 import mynumber.cli_link  # noqa: E402  (link ROLL --agency --out)
 import mynumber.cli_network  # noqa: E402  (ledger audit|scan, network …)
+import mynumber.cli_seal  # noqa: E402  (seal register|abolish|lost|history)
 import mynumber.cli_verify  # noqa: E402, F401  (sign, verify-signature, verifier …)
 from mynumber.cli_card import card_app  # noqa: E402
 

@@ -24,6 +24,7 @@ from mynumber.jlis.sessions import PlatformLogin
 from mynumber.jlis.verifiers import VerifierService
 from mynumber.keystore import FileKeystore
 from mynumber.ledger.service import LedgerService
+from mynumber.municipality.seals import SealService
 from mynumber.municipality.service import MunicipalityService
 from mynumber.network.service import NetworkService
 from mynumber.portal.service import PortalService
@@ -72,6 +73,8 @@ class Platform:
             self.clock,
         )
         self.municipality.on_change(self._after_change)
+        # The seal register lives in the municipality's database (issuance reads it there, I2).
+        self.seals = SealService(self.municipality.engine, self.clock)
         # The transparency log (ledger role, its own database and key).
         self.ledger = LedgerService(
             make_engine(s.role_database_url("ledger"), "ledger"), self.keystore, self.clock

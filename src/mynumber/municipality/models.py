@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from mynumber.idempotency import idempotency_table
@@ -85,6 +86,53 @@ events = Table(
     Column("detail", Text, nullable=False, default="{}"),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     Index("ix_events_municipality_seq", "municipality_code", "seq"),
+)
+
+# The seal register (印鑑登録): one row per registered seal, never deleted; an ended seal keeps
+# its row (state abolished | lost). One active seal per person, enforced by the database.
+seals = Table(
+    "seals",
+    metadata,
+    Column(
+        "seal_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("municipality_code", String(6), nullable=False),
+    Column("resident_code", String(11), nullable=False),
+    Column("card_number", String(16), nullable=False),
+    Column("image", LargeBinary, nullable=False),
+    Column("media_type", String(20), nullable=False),
+    Column("image_digest", String(64), nullable=False),
+    Column("state", String(10), nullable=False),  # active | abolished | lost
+    Column("registered_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Index(
+        "uq_seals_one_active",
+        "municipality_code",
+        "resident_code",
+        unique=True,
+        sqlite_where=text("state = 'active'"),
+        postgresql_where=text("state = 'active'"),
+    ),
+    Index("uq_seals_card_number", "municipality_code", "card_number", unique=True),
+)
+
+seal_events = Table(
+    "seal_events",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("seal_id", BigInteger, nullable=False),
+    Column("municipality_code", String(6), nullable=False),
+    Column("resident_code", String(11), nullable=False),
+    Column("kind", String(12), nullable=False),  # registered | abolished | lost
+    Column("operator", Text, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_seal_events_resident", "municipality_code", "resident_code", "seq"),
 )
 
 idempotency = idempotency_table(metadata)

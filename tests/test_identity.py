@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +17,7 @@ from mynumber.identity import (
     compare,
     keys_of,
 )
+from mynumber.jtext import normalise_kana, normalise_name
 
 BORN = dt.date(1985, 6, 15)
 REGISTERED = FiveItems("髙橋一郎", "タカハシイチロウ", BORN, 1, "東京都新宿区西新宿二丁目8番1号")
@@ -67,6 +69,33 @@ def test_the_space_between_family_and_given_name_is_as_written(name: str, kana: 
     assert set(got.values()) == {ItemResult.MATCH}
     # a space inside a name part is not a separator a name may have, but folds the same way
     assert results(claim(name="髙 橋一郎"))["name"] is ItemResult.MATCH
+
+
+NAME_CHARS = st.sampled_from(
+    list(" \u3000aezAEZ\u0301\u0308\u3099\u309aカハタｶﾊ゛髙高々-ーｰ・\u1100\u1161")
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    a=st.text(NAME_CHARS, max_size=8),
+    spaces=st.lists(st.tuples(st.integers(0, 8), st.sampled_from([" ", "\u3000"])), max_size=3),
+)
+def test_a_name_as_written_always_has_the_same_key(a: str, spaces: list[tuple[int, str]]) -> None:
+    # Batch linkage's pool (agency.bulk.MAY_BE_TOLERANT) compares keys: a match as written must
+    # never have another key. `b` is `a` with spaces put in anywhere — before a combining mark too.
+    b = a
+    for at, space in spaces:
+        b = b[:at] + space + b[at:]
+    for item, norm in (("name", normalise_name), ("name_kana", normalise_kana)):
+        got = results(claim(**{item: a}), RegisteredIdentity(replace(REGISTERED, **{item: b})))
+        if got[item] is ItemResult.MATCH:
+            assert norm(a) == norm(b), (item, a, b)
+
+
+def test_a_space_that_parts_a_mark_from_its_letter_is_not_as_written() -> None:
+    person = RegisteredIdentity(replace(REGISTERED, name="Jose\u3000\u0301 Ruiz"))
+    assert results(claim(name="Jose\u0301 Ruiz"), person)["name"] is not ItemResult.MATCH
 
 
 @pytest.mark.parametrize(

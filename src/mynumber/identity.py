@@ -139,10 +139,16 @@ def _text(
     norm: Callable[[str], str],
     written: Callable[[str], str] = str.strip,
 ) -> ItemReport:
-    if written(claim) == written(current):
+    if claim.strip() == current.strip():
         return ItemReport(item, ItemResult.MATCH)
-    key = norm(claim)
-    if key and key == norm(current):
+    key, current_key = norm(claim), norm(current)
+    # Also as written: equal but for the spaces `written` drops, when that leaves the key
+    # unchanged (a space can keep a combining mark from its letter: "e\u3000\u0301" is not
+    # "e\u0301"). So a match always has the current value's key, which the batch pool's SQL
+    # relies on (agency.bulk.MAY_BE_TOLERANT).
+    if written(claim) == written(current) and key == current_key:
+        return ItemReport(item, ItemResult.MATCH)
+    if key and key == current_key:
         return ItemReport(item, ItemResult.NORMALISED)
     return ItemReport(item, ItemResult.MISMATCH, bool(key) and key in earlier)
 

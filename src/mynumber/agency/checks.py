@@ -591,19 +591,13 @@ def resolve_numbers(
     return total
 
 
-def _written(table: str, col: str) -> str:
-    """SQL for a full name as written, without the spaces that may separate family and given
-    names (as :func:`mynumber.identity.compare` reads names)."""
-    return f"replace(replace({table}.{col}, ' ', ''), '\u3000', '')"
-
-
-FAST_SQL = f"""
+FAST_SQL = """
 SELECT e.idx,
   CASE
     WHEN e.num IS NULL THEN 'number_unknown'
     WHEN n.status IS DISTINCT FROM 'active' OR p.resident_code IS NULL THEN 'number_unknown'
-    WHEN p.status = 'active' AND {_written("e", "name")} = {_written("p", "name")}
-      AND {_written("e", "name_kana")} = {_written("p", "name_kana")} AND e.birth_date = p.birth_date
+    WHEN p.status = 'active' AND trim(e.name) = trim(p.name)
+      AND trim(e.name_kana) = trim(p.name_kana) AND e.birth_date = p.birth_date
       AND e.sex = p.sex AND trim(e.address) = trim(p.address) THEN 'ok'
   END AS class,
   CASE
@@ -615,9 +609,9 @@ SELECT e.idx,
 FROM ext e LEFT JOIN numbers n ON n.num = e.num LEFT JOIN people p ON p.resident_code = n.owner
 """
 """The decisions that need no normalisation, in SQL both DuckDB and Spark run: ``number_unknown``
-(with its note) and ``ok`` — every item equal as written (names without their separating
-spaces, the address with ASCII spaces around aside: a subset of
-:func:`mynumber.identity.compare`'s ``match``, whose ``strip`` removes more). ``class``
+(with its note) and ``ok`` — every item equal as written, ASCII spaces around aside (a subset
+of :func:`mynumber.identity.compare`'s ``match``: Python's ``strip`` removes more, and a name
+written with or without the space between family and given name is decided in Python). ``class``
 is ``NULL`` for every other link: those go through :func:`classify`."""
 
 SLOW_SQL = """

@@ -25,7 +25,7 @@ from conftest import MUNI
 from mynumber.errors import MynumberError
 from mynumber.municipality import models as m
 from mynumber.municipality.domain import EventKind
-from mynumber.municipality.seals import MAX_IMAGE_BYTES, check_image
+from mynumber.municipality.seals import MAX_IMAGE_BYTES
 from mynumber.platform import Platform
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
@@ -155,10 +155,6 @@ def test_clerks_racing_leave_exactly_one_active_seal(platform: Platform) -> None
     [only] = platform.seals.history(MUNI, rc)
     assert only["state"] == "abolished"
     assert [e["kind"] for e in only["events"]] == ["registered", "abolished"]
-
-
-def test_image_types() -> None:
-    assert check_image(PNG) == "image/png" and check_image(JPEG) == "image/jpeg"
 
 
 # -- the lifecycle as a state machine --------------------------------------------------------------

@@ -668,55 +668,57 @@ def _splink_rank(
     ).to_arrow_table()
     tick()
     splink_con = duck.connect()
-    db = DuckDBAPI(connection=splink_con)
-    settings = SettingsCreator(
-        link_type="link_only",
-        unique_id_column_name="unique_id",
-        comparisons=_comparisons(),
-        blocking_rules_to_generate_predictions=[
-            block_on("kana_key", "birth"),
-            block_on("name_key", "birth"),
-            block_on("given_kana", "birth", "sex"),
-            block_on("kana_key", "sex", "addr_chome"),
-            block_on("birth", "sex", "addr_block"),
-            block_on("name_key", "sex", "addr_chome"),
-            block_on("name_key", "sex", "by"),
-        ],
-        probability_two_random_records_match=1 / max(register.people.num_rows, 2),
-        retain_matching_columns=False,  # ids and weights only: 1M × 500k makes ~10⁸ pairs
-        retain_intermediate_calculation_columns=False,
-    )
-    linker = Linker(
-        [
-            db.register(left, dataset_display_name="roll"),
-            db.register(right, dataset_display_name="register"),
-        ],
-        settings,
-        log_level=logging.ERROR,
-    )
-    pairs = min(2_000_000, len(residue) * register.people.num_rows)
-    linker.training.estimate_u_using_random_sampling(max_pairs=pairs, seed=5)
-    tick()
-    predictions = linker.inference.predict(threshold_match_weight=-10)
-    tick()
-    # Reduced where Splink left them, in its own connection: never copied out whole.
-    rows = splink_con.execute(
-        f"""
-        WITH p AS (
-            SELECT CASE WHEN unique_id_l LIKE 'r%' THEN unique_id_l ELSE unique_id_r END AS rid,
-                   CASE WHEN unique_id_l LIKE 'r%' THEN unique_id_r ELSE unique_id_l END AS rc,
-                   match_weight, match_probability
-            FROM {predictions.physical_name}
-        ), best AS (
-            SELECT rid, rc, max(match_weight) AS w, max(match_probability) AS prob
-            FROM p GROUP BY rid, rc
+    try:
+        db = DuckDBAPI(connection=splink_con)
+        settings = SettingsCreator(
+            link_type="link_only",
+            unique_id_column_name="unique_id",
+            comparisons=_comparisons(),
+            blocking_rules_to_generate_predictions=[
+                block_on("kana_key", "birth"),
+                block_on("name_key", "birth"),
+                block_on("given_kana", "birth", "sex"),
+                block_on("kana_key", "sex", "addr_chome"),
+                block_on("birth", "sex", "addr_block"),
+                block_on("name_key", "sex", "addr_chome"),
+                block_on("name_key", "sex", "by"),
+            ],
+            probability_two_random_records_match=1 / max(register.people.num_rows, 2),
+            retain_matching_columns=False,  # ids and weights only: 1M × 500k makes ~10⁸ pairs
+            retain_intermediate_calculation_columns=False,
         )
-        SELECT rid, rc, w, prob FROM (
-            SELECT *, row_number() OVER (PARTITION BY rid ORDER BY w DESC, rc) AS n FROM best
-        ) WHERE n <= 4 ORDER BY rid, n
-        """
-    ).fetchall()
-    splink_con.close()
+        linker = Linker(
+            [
+                db.register(left, dataset_display_name="roll"),
+                db.register(right, dataset_display_name="register"),
+            ],
+            settings,
+            log_level=logging.ERROR,
+        )
+        pairs = min(2_000_000, len(residue) * register.people.num_rows)
+        linker.training.estimate_u_using_random_sampling(max_pairs=pairs, seed=5)
+        tick()
+        predictions = linker.inference.predict(threshold_match_weight=-10)
+        tick()
+        # Reduced where Splink left them, in its own connection: never copied out whole.
+        rows = splink_con.execute(
+            f"""
+            WITH p AS (
+                SELECT CASE WHEN unique_id_l LIKE 'r%' THEN unique_id_l ELSE unique_id_r END AS rid,
+                       CASE WHEN unique_id_l LIKE 'r%' THEN unique_id_r ELSE unique_id_l END AS rc,
+                       match_weight, match_probability
+                FROM {predictions.physical_name}
+            ), best AS (
+                SELECT rid, rc, max(match_weight) AS w, max(match_probability) AS prob
+                FROM p GROUP BY rid, rc
+            )
+            SELECT rid, rc, w, prob FROM (
+                SELECT *, row_number() OVER (PARTITION BY rid ORDER BY w DESC, rc) AS n FROM best
+            ) WHERE n <= 4 ORDER BY rid, n
+            """
+        ).fetchall()
+    finally:
+        splink_con.close()
     tick()
     out: dict[int, list[tuple[str, float, float]]] = {}
     for rid, rc, w, prob in rows:

@@ -37,7 +37,6 @@ from sqlalchemy.exc import IntegrityError
 from mynumber.card import CardFace, Chip, ChipStore, CounterAuthorisation, KeyKind, PinKdf
 from mynumber.clock import Clock
 from mynumber.db import writing
-from mynumber.errors import ValidationError
 from mynumber.idempotency import IdempotentRunner
 from mynumber.jlis import models as m
 from mynumber.jlis.ca import CertificateKind, FourItems, RevocationEvent
@@ -62,12 +61,12 @@ from mynumber.jlis.card_lifecycle import (
 )
 from mynumber.jlis.pki import PkiService
 from mynumber.jlis.pki_errors import pki_error
+from mynumber.staff import check_operator
 
 __all__ = ["Card", "CardService", "Outcome"]
 
 _NEW_CARD_PROCEDURES = frozenset({"apply", "reissue", "renew"})
 """Procedures whose only side effect is a new card row: safe to run again after a conflict."""
-_OPERATOR = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 _CARD_ID = re.compile(r"[0-9A-F]{16}")
 
 _RETURN_EVENTS = {
@@ -219,18 +218,6 @@ def _face_json(face: CardFace) -> dict[str, Any]:
         "sex": face.sex,
         "expiry_date": face.expiry_date.isoformat(),
     }
-
-
-def check_operator(operator: object) -> str:
-    """The staff member (or system) recorded on every event: 1–64 printable characters."""
-    if not isinstance(operator, str) or not _OPERATOR.fullmatch(operator) or not operator.strip():
-        raise ValidationError(
-            "field.required",
-            "The operator (staff id) is 1–64 printable characters.",
-            "操作者（職員ID）は1〜64文字の印字可能な文字です。",
-            field="operator",
-        )
-    return operator
 
 
 def check_card_id(card_id: object) -> str:

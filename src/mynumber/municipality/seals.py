@@ -3,8 +3,8 @@
 A resident registers one seal: its image (PNG or JPEG), the image's SHA-256 digest, and the
 number of the registration card (印鑑登録証) issued with it. A person has at most one active
 seal; the database enforces it (a partial unique index), so two clerks registering at once
-cannot both succeed. A seal ends by abolition (廃止, at the person's request or when they leave)
-or loss (亡失, of the card); an ended seal never comes back — a new registration is a new seal.
+cannot both succeed. A seal ends by abolition (廃止, at the person's request; ending it when
+they move out or die is still to come) or loss (亡失, of the card); an ended seal never comes back — a new registration is a new seal.
 Every change is an event in ``seal_events`` with its operator and time: the history a
 certificate's issuance is checked against (DESIGN I2: issuance reads this table in its own
 transaction, never a copy).
@@ -24,9 +24,11 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from mynumber.clock import Clock
+from mynumber.dates import age_on
 from mynumber.db import writing
 from mynumber.errors import ConflictError, NotFoundError, ValidationError
 from mynumber.municipality import models as m
+from mynumber.staff import check_operator
 
 __all__ = [
     "MAX_IMAGE_BYTES",
@@ -101,12 +103,7 @@ def check_registrant(status: str | None, birth_date: dt.date, today: dt.date) ->
             f"この住民の記録は消除されています（{status}）。印鑑登録はできません。",
             field="resident_code",
         )
-    age = (
-        today.year
-        - birth_date.year
-        - ((today.month, today.day) < (birth_date.month, birth_date.day))
-    )
-    if age < MIN_AGE:
+    if age_on(birth_date, today) < MIN_AGE:
         raise ValidationError(
             "seal.too_young",
             f"A seal can be registered from the age of {MIN_AGE}.",
@@ -134,7 +131,7 @@ class SealService:
         ``seal.card_number_taken`` when the card number was ever used here."""
         media_type = check_image(image)
         card = check_card_number(card_number)
-        operator = _operator(operator)
+        operator = check_operator(operator)
         now = self.clock.now()
         r = m.residents.c
         try:
@@ -191,7 +188,7 @@ class SealService:
         One conditional UPDATE: of two clerks ending it at once, one succeeds."""
         if how not in _ENDINGS:
             raise ValueError(f"a seal ends as abolished or lost, not {how!r}")
-        operator = _operator(operator)
+        operator = check_operator(operator)
         s = m.seals.c
         with writing(self.engine) as conn:
             seal_id = conn.execute(
@@ -292,18 +289,6 @@ class SealService:
                 at=self.clock.now(),
             )
         )
-
-
-def _operator(operator: str) -> str:
-    op = operator.strip()
-    if not op or len(op) > 100:
-        raise ValidationError(
-            "field.required",
-            "The operator is required (at most 100 characters).",
-            "担当者は必須です（100文字以内）。",
-            field="operator",
-        )
-    return op
 
 
 def _card_taken() -> ConflictError:

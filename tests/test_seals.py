@@ -27,9 +27,7 @@ from mynumber.municipality import models as m
 from mynumber.municipality.domain import EventKind
 from mynumber.municipality.seals import MAX_IMAGE_BYTES
 from mynumber.platform import Platform
-
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
-JPEG = b"\xff\xd8\xff\xe0" + bytes(64)
+from sealkit import JPEG, PNG, impression
 
 
 def code_of(call: Any) -> str:
@@ -89,6 +87,9 @@ def test_a_card_number_is_never_reused(platform: Platform) -> None:
         (b"", "C0001", "c", "seal.image"),
         (b"GIF89a" + bytes(10), "C0001", "c", "seal.image"),
         (b"\x89PNG\r\n\x1a\n" + bytes(MAX_IMAGE_BYTES), "C0001", "c", "seal.image"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(range(64)), "C0001", "c", "seal.image"),  # not a PNG
+        (PNG[:200], "C0001", "c", "seal.image"),  # cut short
+        (impression("PNG", size=8), "C0001", "c", "seal.image"),  # too small to print
         (PNG, "c-1", "c", "seal.card_number"),
         (PNG, "123", "c", "seal.card_number"),
         (PNG, "１２３４５", "c", "seal.card_number"),  # full-width digits

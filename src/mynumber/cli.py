@@ -457,6 +457,7 @@ def serve(
     os.environ["MYNUMBER_DATA_DIR"] = str(s.data_dir.resolve())
     if database_url:
         os.environ["MYNUMBER_DATABASE_URL"] = database_url
+    demo_chip: str | None = None
     with platform_for(s.data_dir, database_url) as p:
         if seed_residents and not p.municipality.municipality_codes():
             from mynumber.synth import DEFAULT_MUNICIPALITIES, generate_residents
@@ -470,6 +471,13 @@ def serve(
             from mynumber.cli_card import seed_demo_cards
 
             seed_demo_cards(p, seed_cards)
+            from mynumber.jlis.card_seed import DEMO_PINS
+            from mynumber.municipality.seal_seed import seed_seals
+
+            pins = s.data_dir / "cards" / DEMO_PINS
+            added, held = seed_seals(p.seals, p.municipality, pins)
+            err.print(f"seals: {added:,} registered, {held:,} already held (card holders)")
+            demo_chip = _first_chip(pins)
         if seed_residents and seed_agencies:
             from mynumber.agency.seed import seed_agencies as seed_demo_agencies
 
@@ -494,7 +502,14 @@ def serve(
             fh.write(token + "\n")
     url = f"http://{host}:{port}/"
     out.print(f"\n  mynumber is running at [bold]{url}[/bold]   (API docs: {url}docs)")
-    out.print(f"  data: {s.data_dir}   demo staff token: {token_file}\n")
+    out.print(f"  data: {s.data_dir}   demo staff token: {token_file}")
+    if seed_residents and seed_cards and demo_chip:
+        out.print(
+            f"  kiosk: mynumber kiosk --chip {demo_chip} --out juminhyo.pdf --data-dir {s.data_dir}"
+            f"   (PIN: {s.data_dir / 'cards' / 'DEMO-PINS.csv'})"
+        )
+        out.print(f"  check a document: {url}verify  or  mynumber verify-document FILE.pdf")
+    out.print("")
     sys.stdout.flush()
     uvicorn.run(
         "mynumber.api.server:app",
@@ -506,8 +521,18 @@ def serve(
     )
 
 
+def _first_chip(pins: Path) -> str | None:
+    """The first demo card's chip id (never its PINs: they stay in the 0600 file)."""
+    if not pins.is_file():
+        return None
+    rows = [r for r in pins.read_text().splitlines() if r and not r.startswith("chip_id,")]
+    return rows[0].split(",")[0] if rows else None
+
+
 import mynumber.cli_agency  # noqa: E402  (agency enrol|reviews|review|decide)
 import mynumber.cli_checks  # noqa: E402  (check-links EXTRACT --out REPORT)
+import mynumber.cli_document  # noqa: E402  (certificate issue|support-measure, verify-document)
+import mynumber.cli_kiosk  # noqa: E402  (kiosk: card, PIN, choice, preview, print)
 import mynumber.cli_ledger  # noqa: E402  (verify-proof)
 import mynumber.cli_link  # noqa: E402  (link ROLL --agency --out)
 import mynumber.cli_network  # noqa: E402  (ledger audit|scan, network …)

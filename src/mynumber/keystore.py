@@ -6,15 +6,29 @@ Keys never leave the process through logs or errors. A production deployment plu
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["FileKeystore", "Keystore"]
+__all__ = ["FileKeystore", "Keystore", "file_lock"]
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on `path` (created 0600) across processes: server workers
+    starting together on an empty data directory create a key once and share it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class Keystore(Protocol):

@@ -16,16 +16,21 @@ from mynumber.card import ChipStore
 from mynumber.clock import Clock, SystemClock
 from mynumber.config import Settings
 from mynumber.db import make_engine
+from mynumber.documents.verify import DocumentVerification, verify_document
 from mynumber.jlis.cards import CardService
 from mynumber.jlis.generator import NumberGenerator
+from mynumber.jlis.kiosk import KioskCentre
+from mynumber.jlis.lgpki import OrganisationAuthority
 from mynumber.jlis.pki import PkiService
 from mynumber.jlis.service import JlisService
 from mynumber.jlis.sessions import PlatformLogin
 from mynumber.jlis.verifiers import VerifierService
 from mynumber.keystore import FileKeystore
 from mynumber.ledger.service import LedgerService
+from mynumber.municipality.issuance import IssuanceService
 from mynumber.municipality.seals import SealService
 from mynumber.municipality.service import MunicipalityService
+from mynumber.municipality.signer import SignerStore
 from mynumber.network.service import NetworkService
 from mynumber.portal.service import PortalService
 from mynumber.vault import NumberVault
@@ -75,6 +80,28 @@ class Platform:
         self.municipality.on_change(self._after_change)
         # The seal register lives in the municipality's database (issuance reads it there, I2).
         self.seals = SealService(self.municipality.engine, self.clock)
+        # LGPKI (J-LIS's organisation CA) certifies each municipality's document-signing key;
+        # the municipality issues and signs certificates from its own register (I2).
+        self.lgpki = OrganisationAuthority.open(
+            self.jlis.engine, s.data_dir / "lgpki", self.keystore, self.clock, base_url=s.base_url
+        )
+        self.signers = SignerStore(s.data_dir / "signers", self.keystore, self._enrol_signer)
+        self.issuance = IssuanceService(
+            self.municipality.engine,
+            self.municipality.vault,
+            self.seals,
+            self.signers,
+            self.clock,
+            s.base_url,
+        )
+        # J-LIS's kiosk centre: checks the card, routes the order to the holder's municipality.
+        self.kiosk = KioskCentre(
+            self.jlis.engine,
+            self.pki,
+            self.issuance.issue,
+            self.issuance.report_print,
+            self.clock,
+        )
         # The transparency log (ledger role, its own database and key).
         self.ledger = LedgerService(
             make_engine(s.role_database_url("ledger"), "ledger"), self.keystore, self.clock
@@ -105,6 +132,23 @@ class Platform:
             self.jlis,
             self.municipality,
             self.clock,
+        )
+
+    def _enrol_signer(self, code: str, public_key: Any) -> tuple[Any, list[Any]]:
+        names = {m["code"]: m for m in self.municipality.list_municipalities()}
+        place = names.get(code)
+        name = f"{place['prefecture']}{place['name']}" if place else code
+        return self.lgpki.issue(code, name, public_key), self.lgpki.chain
+
+    def verify_document(self, pdf: bytes) -> DocumentVerification:
+        """Check a document: its signature against LGPKI's root and current CRL, its content,
+        and the issuing municipality's record of it."""
+        return verify_document(
+            pdf,
+            trust_roots=[self.lgpki.root],
+            crls=[self.lgpki.crl()],
+            at=self.clock.now(),
+            lookup=self.issuance.record,
         )
 
     def _after_change(self) -> None:

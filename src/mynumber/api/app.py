@@ -16,9 +16,11 @@ from fastapi.templating import Jinja2Templates
 from mynumber import __version__
 from mynumber.agency.api import router as agency_router
 from mynumber.api.auth import TokenStore
+from mynumber.api.documents import issue_router, page_router, public_router
 from mynumber.api.problems import install_problem_handlers, language
 from mynumber.jlis.api import router as jlis_router
 from mynumber.jlis.cards_api import router as cards_router
+from mynumber.jlis.kiosk_api import router as kiosk_router
 from mynumber.jlis.verify_api import login_router
 from mynumber.jlis.verify_api import router as verify_router
 from mynumber.ledger.api import router as ledger_router
@@ -88,6 +90,10 @@ def create_app(platform: Platform, *, sync_interval: float | None = SYNC_INTERVA
     app.include_router(ledger_router)
     app.include_router(agency_router)
     app.include_router(portal_router)
+    app.include_router(issue_router)
+    app.include_router(kiosk_router)
+    app.include_router(public_router)
+    app.include_router(page_router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def landing(request: Request, lang: str | None = None) -> Any:

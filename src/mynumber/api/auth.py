@@ -31,6 +31,8 @@ SCOPES = {
     "its links (the token is bound to that agency)",
     "agency:admin": "platform-wide: act for every agency under /api/agency (operators, never an "
     "agency's clerk)",
+    "kiosk:issue": "a convenience-store kiosk: open sessions and order certificates with a "
+    "card's signature (J-LIS kiosk centre)",
     "jlis:four-items": "receive the latest four basic items with the holder's consent (registered signature verifiers)",
 }
 

@@ -560,7 +560,7 @@ class CertificateAuthority:
         """A new root CA and an issuing CA certified by it, both valid from `now`."""
         start = _utc(now)
         root_key, issuing_key = _new_key(key_type), _new_key(key_type)
-        root_name = _name(organisation, "mynumber JPKI Root CA")
+        root_name = _name(organisation, f"{organisation} Root CA")
         root_ski = x509.SubjectKeyIdentifier.from_public_key(root_key.public_key())
         root_cert = (
             x509.CertificateBuilder()
@@ -577,7 +577,7 @@ class CertificateAuthority:
         )
         issuing_cert = (
             x509.CertificateBuilder()
-            .subject_name(_name(organisation, "mynumber JPKI Issuing CA"))
+            .subject_name(_name(organisation, f"{organisation} Issuing CA"))
             .issuer_name(root_name)
             .public_key(issuing_key.public_key())
             .serial_number(_random_serial())
@@ -818,6 +818,23 @@ class CertificateAuthority:
                 x509.CertificatePolicies([x509.PolicyInformation(AUTH_POLICY_OID, None)]),
                 critical=False,
             )
+            .sign(self._issuing_key, hashes.SHA256())
+        )
+
+    def issue_organisation_certificate(
+        self,
+        subject_key: SubjectKey,
+        organisation_name: str,
+        not_before: dt.datetime,
+        not_after: dt.datetime,
+    ) -> x509.Certificate:
+        """An organisation's signing certificate (LGPKI 組織認証: a municipality signs the
+        certificates it issues with it): digitalSignature and nonRepudiation, the
+        organisation's name as the common name."""
+        builder, _, _ = self._builder(subject_key, not_before, not_after, None)
+        return (
+            builder.subject_name(_name(self.organisation, _display_name(organisation_name)))
+            .add_extension(_ee_key_usage(non_repudiation=True), critical=True)
             .sign(self._issuing_key, hashes.SHA256())
         )
 

@@ -223,3 +223,38 @@ four_item_consents = Table(
 
 # The platform's own login (mynumber.relying.login): challenges shared by every worker.
 login_challenges = challenge_table(metadata)
+
+# LGPKI (地方公共団体組織認証基盤, also run by J-LIS): the organisation certificates that
+# municipalities sign issued documents with. Never deleted; a revoked one stays, with its time.
+organisation_certificates = Table(
+    "organisation_certificates",
+    metadata,
+    Column("serial", String(40), primary_key=True),
+    Column("municipality_code", String(6), nullable=False),
+    Column("not_before", DateTime(timezone=True), nullable=False),
+    Column("not_after", DateTime(timezone=True), nullable=False),
+    Column("der", LargeBinary, nullable=False),
+    Column("status", String(8), nullable=False),  # valid | revoked
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("revocation_reason", String(32)),
+    Index("ix_organisation_certificates_municipality", "municipality_code"),
+)
+
+# The kiosk centre (コンビニ交付センター): one row per kiosk session. A session is single-use:
+# its nonce is spent by the first request the card signed for it, and a retry of that same
+# request (same statement digest) is the only other request it ever answers.
+kiosk_sessions = Table(
+    "kiosk_sessions",
+    metadata,
+    Column("session_id", String(32), primary_key=True),
+    Column("kiosk_id", String(32), nullable=False),
+    Column("nonce", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    Column("statement_digest", String(64)),
+    Column("serial", String(40)),
+    Column("document_id", String(26)),
+    Column("municipality_code", String(6)),
+    Index("ix_kiosk_sessions_expires", "expires_at"),
+)

@@ -28,12 +28,9 @@ Time always comes from the injected clock.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
-import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,7 +59,7 @@ from mynumber.jlis.ca import (
 )
 from mynumber.jlis.ocsp import CertStatus, LookupRefused, OcspResponder
 from mynumber.jlis.pki_errors import pki_error
-from mynumber.keystore import Keystore
+from mynumber.keystore import Keystore, file_lock
 
 __all__ = [
     "CRL_VALIDITY",
@@ -127,17 +124,6 @@ def revocations_for(
     ):
         events.append(RevocationEvent.ADDRESS_CHANGE)
     return events
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on `path` (created 0600) across processes."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def serial_hex(serial: int) -> str:
@@ -207,7 +193,7 @@ class PkiService:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Server workers start together on an empty data dir: one creates the CA, the others
         # wait on the lock and load it (without it, each would sign with a CA of its own).
-        with _locked(directory / ".lock"):
+        with file_lock(directory / ".lock"):
             if any(directory.glob("jpki-*.pem")):
                 ca = CertificateAuthority.load(
                     directory, keystore, crl_url=crl_url, ocsp_url=ocsp_url

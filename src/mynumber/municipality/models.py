@@ -86,6 +86,8 @@ events = Table(
     Column("detail", Text, nullable=False, default="{}"),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     Index("ix_events_municipality_seq", "municipality_code", "seq"),
+    # A person's own history (and the kiosk's same-day rule) without scanning everyone's.
+    Index("ix_events_resident", "municipality_code", "resident_code", "seq"),
 )
 
 # The seal register (印鑑登録): one row per registered seal, never deleted; an ended seal keeps
@@ -136,3 +138,57 @@ seal_events = Table(
 )
 
 idempotency = idempotency_table(metadata)
+
+# Documents issued (住民票の写し, 記載事項証明書, 印鑑登録証明書): one row per document, written in
+# the transaction that read the register to render it (I2), with the signed PDF so a retry with
+# the same request key returns the very same document.
+issuances = Table(
+    "issuances",
+    metadata,
+    Column("document_id", String(26), primary_key=True),
+    Column("municipality_code", String(6), nullable=False),
+    Column("resident_code", String(11), nullable=False),
+    Column("kind", String(12), nullable=False),
+    Column("subject", String(64), nullable=False),
+    Column("content_digest", String(64), nullable=False),
+    Column("pdf_digest", String(64), nullable=False),
+    Column("channel", String(8), nullable=False),  # counter | kiosk
+    Column("requester", Text, nullable=False),  # the operator, or the kiosk
+    Column("nonce", String(64)),
+    Column("card", String(64)),
+    Column("request_key", String(200)),
+    Column("request_digest", String(64), nullable=False),
+    Column("fee", Integer, nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    # counter: "handed" at once; kiosk: "pending" until the kiosk reports "printed" or "aborted"
+    Column("outcome", String(8), nullable=False),
+    Column("outcome_at", DateTime(timezone=True)),
+    Column("pdf", LargeBinary, nullable=False),
+    Index("uq_issuances_request_key", "municipality_code", "request_key", unique=True),
+    Index("ix_issuances_resident", "municipality_code", "resident_code", "issued_at"),
+)
+
+# 支援措置 (DV, stalking and abuse victims): no copy of their record goes to anyone but through a
+# clerk who has checked who is asking; kiosks never issue one.
+support_measures = Table(
+    "support_measures",
+    metadata,
+    Column("municipality_code", String(6), primary_key=True),
+    Column("resident_code", String(11), primary_key=True),
+    Column("since", Date, nullable=False),
+    Column("until", Date),
+    Column("operator", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+# One fee per document handed over or printed, never two: the document id is the key.
+fees = Table(
+    "fees",
+    metadata,
+    Column("document_id", String(26), primary_key=True),
+    Column("municipality_code", String(6), nullable=False),
+    Column("amount", Integer, nullable=False),
+    Column("channel", String(8), nullable=False),
+    Column("requester", Text, nullable=False),
+    Column("charged_at", DateTime(timezone=True), nullable=False),
+)

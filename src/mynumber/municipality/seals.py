@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import re
 from typing import Any
 
+import PIL.Image
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -42,6 +44,9 @@ __all__ = [
 MAX_IMAGE_BYTES = 1 << 20
 """A seal impression scanned at 600 dpi is far smaller; anything larger is refused."""
 
+MAX_SIDE = 2048
+"""Pixels on a side: a 25 mm seal at 600 dpi is about 600."""
+
 MIN_AGE = 15
 """印鑑登録 is open from 15 (the model 印鑑条例 of most municipalities)."""
 
@@ -63,15 +68,36 @@ def check_image(data: bytes) -> str:
             field="image",
         )
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    raise ValidationError(
-        "seal.image",
-        "The seal image must be a PNG or JPEG file.",
-        "印影の画像は PNG または JPEG にしてください。",
-        field="image",
-    )
+        media, fmt = "image/png", "PNG"
+    elif data.startswith(b"\xff\xd8\xff"):
+        media, fmt = "image/jpeg", "JPEG"
+    else:
+        raise ValidationError(
+            "seal.image",
+            "The seal image must be a PNG or JPEG file.",
+            "印影の画像は PNG または JPEG にしてください。",
+            field="image",
+        )
+    # The image is printed on every certificate: it must decode, not just start right.
+    try:
+        with PIL.Image.open(io.BytesIO(data), formats=[fmt]) as img:
+            width, height = img.size
+            img.load()
+    except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError) as exc:
+        raise ValidationError(
+            "seal.image",
+            "The seal image does not decode as the PNG or JPEG it claims to be.",
+            "印影の画像を読み取れません（PNG または JPEG として壊れています）。",
+            field="image",
+        ) from exc
+    if not (16 <= width <= MAX_SIDE and 16 <= height <= MAX_SIDE):
+        raise ValidationError(
+            "seal.image",
+            f"The seal image must be 16–{MAX_SIDE} pixels on each side.",
+            f"印影の画像は縦横16〜{MAX_SIDE}ピクセルにしてください。",
+            field="image",
+        )
+    return media
 
 
 def check_card_number(value: str) -> str:
@@ -212,17 +238,21 @@ class SealService:
         return self.seal(municipality_code, int(seal_id))
 
     def active_seal(
-        self, conn: Connection, municipality_code: str, resident_code: str
+        self, conn: Connection, municipality_code: str, resident_code: str, *, lock: bool = False
     ) -> dict[str, Any] | None:
-        """The person's active seal, read on `conn` — the issuing transaction's own (I2)."""
+        """The person's active seal, read on `conn` — the issuing transaction's own (I2).
+        With `lock`, the row is held (FOR SHARE on PostgreSQL; SQLite's writer holds the whole
+        database) until that transaction ends, so an abolition waits for the issuance to commit
+        or, if it committed first, the seal is no longer found."""
         s = m.seals.c
-        row = conn.execute(
-            select(m.seals).where(
-                s.municipality_code == municipality_code,
-                s.resident_code == resident_code,
-                s.state == "active",
-            )
-        ).first()
+        query = select(m.seals).where(
+            s.municipality_code == municipality_code,
+            s.resident_code == resident_code,
+            s.state == "active",
+        )
+        if lock:
+            query = query.with_for_update(read=True)
+        row = conn.execute(query).first()
         return None if row is None else _seal_json(row._mapping)
 
     def seal(self, municipality_code: str, seal_id: int) -> dict[str, Any]:

@@ -1,0 +1,574 @@
+"""Issuing certificates (municipality role): 住民票の写し, 住民票記載事項証明書, 印鑑登録証明書.
+
+One transaction does everything (DESIGN I2): it reads and holds the rows the document is made
+from — the residents, the seal — checks the refusal rules on them, renders and signs the PDF,
+and records the issuance. A move-out, a death or a seal's abolition committed before it is
+seen; one committed after it waits for it (PostgreSQL: FOR SHARE on the rows; SQLite: the one
+writer). Nothing is cached between requests: no buffer, work file or slot is shared (I1).
+
+Refusal rules (reason codes ``issuance.*``, docs/reason-codes.md):
+- the subject has moved out or died (a 除票 is a different document, issued at the counter);
+- at a kiosk: the subject is under a support measure (支援措置), or their record changed today
+  (a birth, a move in or within, a new name or household: not issued by machine that day);
+- a seal certificate: no active seal (abolished, lost, or never registered);
+- a household member asked for who is not in the subject's household, or not active.
+
+A request key (the client's idempotency key) makes a retry return the same document: the same
+id, the same bytes. The same key with a different request is a conflict."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.exc import IntegrityError
+
+from mynumber.clock import JST, Clock
+from mynumber.db import writing
+from mynumber.documents.content import (
+    DocumentContent,
+    DocumentKind,
+    PersonEntry,
+    SealEntry,
+    new_document_id,
+    subject_digest,
+)
+from mynumber.documents.issue import FEES, Issued, IssueRequest
+from mynumber.documents.render import render
+from mynumber.documents.signing import DocumentSigner
+from mynumber.errors import ConflictError, NotFoundError, ValidationError
+from mynumber.municipality import models as m
+from mynumber.municipality.seals import SealService
+from mynumber.staff import check_operator
+from mynumber.vault import NumberVault
+
+__all__ = ["FEES", "IssuanceService", "IssueRequest", "Issued", "Signers"]  # re-exported
+
+_HEAD = "世帯主"
+_SAME_DAY = ("birth", "move_in", "move_within", "name_change", "household_change")
+"""Changes a kiosk does not certify on the day they were recorded (the record is being
+settled; the counter can). A migration from a legacy register (import) or a number's
+assignment is not a change of the record's content."""
+
+Signers = Callable[[str], tuple[DocumentSigner, bytes]]
+"""Municipality code → its document signer and its subject-digest key."""
+
+
+def _refuse(code: str, en: str, ja: str, *, status: int = 409, **extra: Any) -> ConflictError:
+    return ConflictError(code, en, ja, status=status, extra=extra or None)
+
+
+class IssuanceService:
+    def __init__(
+        self,
+        engine: Engine,
+        vault: NumberVault,
+        seals: SealService,
+        signers: Signers,
+        clock: Clock,
+        base_url: str,
+    ) -> None:
+        self.engine = engine
+        self._vault = vault
+        self._seals = seals
+        self._signers = signers
+        self._clock = clock
+        self._base_url = base_url
+
+    # -- issuing ------------------------------------------------------------------------------
+
+    def issue(self, request: IssueRequest) -> Issued:
+        """Issue one document (module docstring). Raises ``issuance.*`` refusals (409),
+        ``resident.not_found`` (404) or a 422 for a malformed request; nothing is recorded
+        then."""
+        self._check(request)
+        signer, subject_key = self._signers(request.municipality_code)
+        try:
+            with writing(self.engine) as conn:
+                return self._issue(conn, request, signer, subject_key)
+        except IntegrityError as exc:  # the same request key, committed by a twin meanwhile
+            if request.request_key is None:
+                raise
+            with self.engine.connect() as conn:
+                again = self._replay(conn, request)
+            if again is None:
+                raise exc
+            return again
+
+    @staticmethod
+    def _check(request: IssueRequest) -> None:
+        check_operator(request.requester)
+        if request.channel not in ("counter", "kiosk"):
+            raise ValidationError(
+                "issuance.channel",
+                "The channel is counter or kiosk.",
+                "交付の経路は counter または kiosk です。",
+                field="channel",
+            )
+        if request.kind is not DocumentKind.residence and (
+            request.members or request.whole_household or request.relationship
+        ):
+            raise ValidationError(
+                "issuance.options",
+                "Household members and relationship are printed only on a 住民票の写し.",
+                "世帯員と続柄は住民票の写しにのみ記載できます。",
+                field="kind",
+            )
+        if request.individual_number and request.kind is DocumentKind.seal:
+            raise ValidationError(
+                "issuance.options",
+                "A seal certificate never shows the individual number.",
+                "印鑑登録証明書に個人番号は記載しません。",
+                field="individual_number",
+            )
+        if request.request_key is not None and not 1 <= len(request.request_key) <= 200:
+            raise ValidationError(
+                "issuance.request_key",
+                "The request key is 1–200 characters.",
+                "リクエストキーは1〜200文字です。",
+                field="request_key",
+            )
+
+    def _replay(self, conn: Connection, request: IssueRequest) -> Issued | None:
+        t = m.issuances.c
+        row = conn.execute(
+            select(m.issuances).where(
+                t.municipality_code == request.municipality_code,
+                t.request_key == request.request_key,
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.request_digest != request.digest():
+            raise ConflictError(
+                "idempotency.key_reused",
+                "This request key was used for a different request.",
+                "このリクエストキーは別の要求に使われています。",
+                field="request_key",
+            )
+        return Issued(
+            document_id=row.document_id,
+            kind=DocumentKind(row.kind),
+            pdf=bytes(row.pdf),
+            content_digest=row.content_digest,
+            subject=row.subject,
+            fee=row.fee,
+            issued_at=_iso(row.issued_at),
+            replay=True,
+        )
+
+    def _issue(
+        self, conn: Connection, request: IssueRequest, signer: DocumentSigner, subject_key: bytes
+    ) -> Issued:
+        if request.request_key is not None:
+            replayed = self._replay(conn, request)
+            if replayed is not None:
+                return replayed
+        code = request.municipality_code
+        place = conn.execute(
+            select(m.municipalities).where(m.municipalities.c.code == code)
+        ).first()
+        if place is None:
+            raise NotFoundError(
+                "municipality.not_found",
+                "No such municipality.",
+                "該当する市区町村がありません。",
+                field="municipality_code",
+            )
+        subject = self._resident(conn, code, request.resident_code)
+        now = self._clock.now().astimezone(JST)
+        self._refusals(conn, request, subject, now.date())
+        people = self._people(conn, request, subject)
+        seal = self._seal(conn, request) if request.kind is DocumentKind.seal else None
+        head = None
+        if request.kind is DocumentKind.residence:
+            head = next(
+                (
+                    _name(r)
+                    for r in self._household(conn, code, subject.household_id)
+                    if r.relationship == _HEAD
+                ),
+                None,
+            )
+        content = DocumentContent(
+            document_id=new_document_id(),
+            kind=request.kind,
+            municipality_code=code,
+            municipality_name=f"{place.prefecture}{place.name}",
+            issued_at=now.replace(microsecond=0).isoformat(),
+            postal_code=subject.postal_code,
+            address=subject.address,
+            head_of_household=head,
+            people=tuple(self._entry(r, request) for r in people),
+            seal=seal,
+            subject=subject_digest(subject_key, code, subject.resident_code),
+            channel=request.channel,
+            nonce=request.nonce,
+            card=request.card,
+        )
+        pdf = signer.sign(render(content, self._base_url))
+        digest = content.digest()
+        fee = FEES[request.kind]
+        if request.deadline is not None and self._clock.now() >= request.deadline:
+            # The requester has given up (the kiosk's session is over): roll everything back,
+            # so no document exists that nobody will print (I1: a timeout aborts the whole).
+            raise _refuse(
+                "issuance.timeout",
+                "The request ran past its deadline; nothing was issued.",
+                "処理が時間内に終わらなかったため、交付していません。",
+                status=504,
+            )
+        counter = request.channel == "counter"
+        conn.execute(
+            insert(m.issuances).values(
+                document_id=content.document_id,
+                municipality_code=code,
+                resident_code=subject.resident_code,
+                kind=str(request.kind),
+                subject=content.subject,
+                content_digest=digest,
+                pdf_digest=hashlib.sha256(pdf).hexdigest(),
+                channel=request.channel,
+                requester=request.requester,
+                nonce=request.nonce,
+                card=request.card,
+                request_key=request.request_key,
+                request_digest=request.digest(),
+                fee=fee,
+                issued_at=now,
+                outcome="handed" if counter else "pending",
+                outcome_at=now if counter else None,
+                pdf=pdf,
+            )
+        )
+        if counter:  # handed over at the counter: charged now; a kiosk's when it has printed
+            conn.execute(
+                insert(m.fees).values(
+                    document_id=content.document_id,
+                    municipality_code=code,
+                    amount=fee,
+                    channel=request.channel,
+                    requester=request.requester,
+                    charged_at=now,
+                )
+            )
+        return Issued(
+            document_id=content.document_id,
+            kind=request.kind,
+            pdf=pdf,
+            content_digest=digest,
+            subject=content.subject,
+            fee=fee,
+            issued_at=content.issued_at,
+        )
+
+    def report_print(
+        self, municipality_code: str, document_id: str, requester: str, printed: bool
+    ) -> dict[str, Any]:
+        """The kiosk's report on a document it was given: ``printed`` (the fee is recorded,
+        once) or ``aborted`` (its check failed or it gave up: no fee, and the record says the
+        paper never existed). Only the kiosk that asked may report; a second report of the same
+        outcome is a no-op, of the other outcome ``issuance.already_reported``."""
+        t = m.issuances
+        outcome = "printed" if printed else "aborted"
+        now = self._clock.now()
+        with writing(self.engine) as conn:
+            row = conn.execute(
+                select(t.c.outcome, t.c.fee, t.c.channel, t.c.requester)
+                .where(t.c.municipality_code == municipality_code, t.c.document_id == document_id)
+                .with_for_update()
+            ).first()
+            if row is None or row.channel != "kiosk" or row.requester != requester:
+                raise NotFoundError(
+                    "issuance.not_found",
+                    "This kiosk was given no document with this id.",
+                    "この端末に交付された、この文書IDの証明書はありません。",
+                    field="document_id",
+                )
+            if row.outcome == outcome:
+                return {"document_id": document_id, "outcome": outcome, "fee": _fee(row, outcome)}
+            if row.outcome != "pending":
+                raise ConflictError(
+                    "issuance.already_reported",
+                    f"The document was already reported {row.outcome}.",
+                    "この証明書の印刷結果は報告済みです。",
+                    field="document_id",
+                )
+            conn.execute(
+                t.update()
+                .where(t.c.document_id == document_id)
+                .values(outcome=outcome, outcome_at=now)
+            )
+            if printed:
+                conn.execute(
+                    insert(m.fees).values(
+                        document_id=document_id,
+                        municipality_code=municipality_code,
+                        amount=row.fee,
+                        channel="kiosk",
+                        requester=requester,
+                        charged_at=now,
+                    )
+                )
+        return {"document_id": document_id, "outcome": outcome, "fee": _fee(row, outcome)}
+
+    # -- reading the register (on the issuing transaction, rows held) -------------------------
+
+    @staticmethod
+    def _resident(conn: Connection, code: str, resident_code: str) -> Row[Any]:
+        r = m.residents.c
+        row = conn.execute(
+            select(m.residents)
+            .where(r.municipality_code == code, r.resident_code == resident_code)
+            .with_for_update(read=True)
+        ).first()
+        if row is None:
+            raise NotFoundError(
+                "resident.not_found",
+                "No such resident.",
+                "該当する住民がいません。",
+                field="resident_code",
+            )
+        return row
+
+    @staticmethod
+    def _household(conn: Connection, code: str, household_id: str) -> list[Row[Any]]:
+        r = m.residents.c
+        return list(
+            conn.execute(
+                select(m.residents)
+                .where(
+                    r.municipality_code == code,
+                    r.household_id == household_id,
+                    r.status == "active",
+                )
+                .order_by(r.resident_code)
+                .with_for_update(read=True)
+            ).all()
+        )
+
+    def _refusals(
+        self, conn: Connection, request: IssueRequest, subject: Row[Any], today: dt.date
+    ) -> None:
+        if subject.status == "moved_out":
+            raise _refuse(
+                "issuance.moved_out",
+                "The person has moved out: a residence record of someone who left is issued "
+                "only at the counter (住民票の除票).",
+                "転出した方の証明は、窓口で住民票の除票として交付します。",
+            )
+        if subject.status == "deceased":
+            raise _refuse(
+                "issuance.deceased",
+                "The person has died: their record is closed (除票).",
+                "亡くなった方の住民票は消除されています（除票）。",
+            )
+        if request.channel != "kiosk":
+            return
+        sm = m.support_measures.c
+        measure = conn.execute(
+            select(sm.until).where(
+                sm.municipality_code == request.municipality_code,
+                sm.resident_code == subject.resident_code,
+                sm.since <= today,
+            )
+        ).first()
+        if measure is not None and (measure.until is None or measure.until >= today):
+            raise _refuse(
+                "issuance.support_measure",
+                "This record is issued only at the counter.",
+                "この証明はコンビニ交付では取得できません。窓口でお申し込みください。",
+            )
+        e = m.events.c
+        start = dt.datetime.combine(today, dt.time(), JST)
+        changed_today = conn.execute(
+            select(e.seq)
+            .where(
+                e.municipality_code == request.municipality_code,
+                e.resident_code == subject.resident_code,
+                e.recorded_at >= start,
+                e.kind.in_(_SAME_DAY),
+            )
+            .limit(1)
+        ).first()
+        if changed_today is not None:
+            raise _refuse(
+                "issuance.same_day",
+                "A record changed today is issued only at the counter.",
+                "本日異動があったため、コンビニ交付では取得できません。窓口でお申し込みください。",
+            )
+
+    def _people(self, conn: Connection, request: IssueRequest, subject: Row[Any]) -> list[Row[Any]]:
+        if request.kind is not DocumentKind.residence or not (
+            request.whole_household or request.members
+        ):
+            return [subject]
+        household = self._household(conn, request.municipality_code, subject.household_id)
+        if request.whole_household:
+            chosen = household
+        else:
+            wanted = set(request.members or ()) | {subject.resident_code}
+            chosen = [r for r in household if r.resident_code in wanted]
+            missing = wanted - {r.resident_code for r in chosen}
+            if missing:
+                raise _refuse(
+                    "issuance.not_household",
+                    "A person asked for is not an active member of the subject's household.",
+                    "指定された方は、請求者と同じ世帯の住民ではありません。",
+                    status=422,
+                )
+        # The head first, then by code: the order of the register's household.
+        return sorted(chosen, key=lambda r: (r.relationship != _HEAD, r.resident_code))
+
+    def _seal(self, conn: Connection, request: IssueRequest) -> SealEntry:
+        active = self._seals.active_seal(
+            conn, request.municipality_code, request.resident_code, lock=True
+        )
+        if active is None:
+            ended = conn.execute(
+                select(m.seals.c.state)
+                .where(
+                    m.seals.c.municipality_code == request.municipality_code,
+                    m.seals.c.resident_code == request.resident_code,
+                )
+                .order_by(m.seals.c.seal_id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            raise _refuse(
+                "issuance.no_seal",
+                "The person has no registered seal"
+                + (f" (the last one is {ended})." if ended else "."),
+                "登録されている印鑑がありません"
+                + ({"abolished": "（廃止済み）", "lost": "（亡失）"}.get(ended or "", ""))
+                + "。",
+                seal_state=ended,
+            )
+        image = conn.execute(
+            select(m.seals.c.image).where(m.seals.c.seal_id == active["seal_id"])
+        ).scalar_one()
+        return SealEntry(
+            media_type=active["media_type"],
+            image_digest=active["image_digest"],
+            image_b64=base64.b64encode(bytes(image)).decode("ascii"),
+        )
+
+    def _entry(self, row: Row[Any], request: IssueRequest) -> PersonEntry:
+        number = None
+        if request.individual_number:
+            number = self._vault.open(row.number_enc) if row.number_enc else ""
+        return PersonEntry(
+            name=_name(row),
+            kana=f"{row.family_name_kana} {row.given_name_kana}",
+            birth_date=row.birth_date.isoformat(),
+            sex=int(row.sex),
+            resident_since=row.address_since.isoformat(),
+            relationship=row.relationship if request.relationship else None,
+            individual_number=number,
+        )
+
+    # -- the record ---------------------------------------------------------------------------
+
+    def record(self, document_id: str) -> dict[str, Any] | None:
+        """What a verifier may learn of an issuance: kind, municipality, time, digests,
+        channel. Never the person or the PDF."""
+        t = m.issuances.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(
+                    t.document_id,
+                    t.kind,
+                    t.municipality_code,
+                    t.content_digest,
+                    t.pdf_digest,
+                    t.subject,
+                    t.channel,
+                    t.issued_at,
+                    t.outcome,
+                ).where(t.document_id == document_id)
+            ).first()
+        if row is None:
+            return None
+        return {
+            "document_id": row.document_id,
+            "kind": row.kind,
+            "municipality_code": row.municipality_code,
+            "content_digest": row.content_digest,
+            "pdf_digest": row.pdf_digest,
+            "subject": row.subject,
+            "channel": row.channel,
+            "issued_at": _iso(row.issued_at),
+            "outcome": row.outcome,
+        }
+
+    def issued_to(self, municipality_code: str, resident_code: str) -> list[dict[str, Any]]:
+        """The documents issued about a person, oldest first (their own record of it)."""
+        t = m.issuances.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.document_id, t.kind, t.channel, t.fee, t.issued_at, t.outcome)
+                .where(t.municipality_code == municipality_code, t.resident_code == resident_code)
+                .order_by(t.issued_at, t.document_id)
+            ).all()
+        return [
+            {
+                "document_id": r.document_id,
+                "kind": r.kind,
+                "channel": r.channel,
+                "fee": r.fee,
+                "issued_at": _iso(r.issued_at),
+                "outcome": r.outcome,
+            }
+            for r in rows
+        ]
+
+    def set_support_measure(
+        self,
+        municipality_code: str,
+        resident_code: str,
+        operator: str,
+        *,
+        until: dt.date | None = None,
+    ) -> None:
+        """Put a resident under a support measure from today (or extend/end it: `until`)."""
+        check_operator(operator)
+        sm = m.support_measures
+        today = self._clock.today()
+        with writing(self.engine) as conn:
+            self._resident(conn, municipality_code, resident_code)
+            conn.execute(
+                sm.delete().where(
+                    sm.c.municipality_code == municipality_code,
+                    sm.c.resident_code == resident_code,
+                )
+            )
+            conn.execute(
+                insert(sm).values(
+                    municipality_code=municipality_code,
+                    resident_code=resident_code,
+                    since=today,
+                    until=until,
+                    operator=operator,
+                    recorded_at=self._clock.now(),
+                )
+            )
+
+
+def _fee(row: Any, outcome: str) -> int:
+    return int(row.fee) if outcome == "printed" else 0
+
+
+def _name(row: Row[Any]) -> str:
+    return f"{row.family_name} {row.given_name}"
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return str(value.astimezone(JST).isoformat())

@@ -1,0 +1,337 @@
+"""Signed certificates (issue 6, deliverable 2) on SQLite and PostgreSQL: 住民票の写し, 記載事項
+証明書 and 印鑑登録証明書 rendered from the register in the issuing transaction, signed with the
+municipality's LGPKI key, and checked the way anyone would check them: signature (pyHanko),
+revocation (CRL), the signed content, the issuance record. Every way of faking or altering a
+document is tried and must fail."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from sqlalchemy import delete, func, select
+
+from cardkit import change, register
+from clikit import run_cli
+from conftest import MUNI
+from mynumber.api.auth import TokenStore
+from mynumber.clock import FixedClock
+from mynumber.config import Settings
+from mynumber.documents.content import DocumentKind, parse_content
+from mynumber.documents.issue import IssueRequest
+from mynumber.documents.signing import SignatureStatus
+from mynumber.documents.verify import RecordStatus, attached_content
+from mynumber.errors import MynumberError
+from mynumber.municipality import models as m
+from mynumber.municipality.domain import EventKind
+from mynumber.platform import Platform
+from relykit import serve
+from sealkit import PNG
+
+
+def request(rc: str, kind: DocumentKind = DocumentKind.residence, **kw: Any) -> IssueRequest:
+    return IssueRequest(
+        kind=kind, municipality_code=MUNI, resident_code=rc, requester="窓口1", **kw
+    )
+
+
+def content_of(pdf: bytes) -> Any:
+    raw = attached_content(PdfFileReader(io.BytesIO(pdf), strict=False))
+    assert raw is not None
+    return parse_content(raw)
+
+
+def code_of(call: Any) -> str:
+    with pytest.raises(MynumberError) as e:
+        call()
+    return e.value.code
+
+
+def issuances(p: Platform) -> int:
+    with p.issuance.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(m.issuances)).scalar_one())
+
+
+def household(p: Platform) -> tuple[str, str, str]:
+    head = register(p)
+    hid = p.municipality.get_resident(MUNI, head)["household_id"]
+    wife = p.municipality.record(
+        MUNI,
+        EventKind.MOVE_IN,
+        {
+            "family_name": "髙橋",
+            "given_name": "美加子",
+            "family_name_kana": "タカハシ",
+            "given_name_kana": "ミカコ",
+            "birth_date": "1982-01-01",
+            "sex": "2",
+            "address": "東京都新宿区西新宿二丁目8番1号",
+            "household_id": hid,
+            "relationship": "妻",
+        },
+    )[1]["resident_code"]
+    other = register(p, family="鈴木", given="花子")
+    return head, wife, other
+
+
+def test_a_residence_record_verifies_and_says_only_what_was_asked(platform: Platform) -> None:
+    head, wife, _ = household(platform)
+    issued = platform.issuance.issue(request(head))
+    assert issued.pdf.startswith(b"%PDF-") and issued.fee == 300
+    content = content_of(issued.pdf)
+    assert content.kind is DocumentKind.residence and content.document_id == issued.document_id
+    assert [p.name for p in content.people] == ["髙橋 一郎"]
+    person = content.people[0]
+    assert person.relationship is None and person.individual_number is None
+    assert content.digest() == issued.content_digest
+    check = platform.verify_document(issued.pdf)
+    assert check.ok, check
+    assert check.signature.status is SignatureStatus.valid
+    assert "mynumber LGPKI" in (check.signature.signer or "")
+    assert check.record is RecordStatus.matches and check.kind == "juminhyo"
+    # the number appears only when asked for, then whole; relationship likewise
+    full = platform.issuance.issue(
+        request(head, members=(wife,), relationship=True, individual_number=True)
+    )
+    people = content_of(full.pdf).people
+    assert [(p.name, p.relationship) for p in people] == [
+        ("髙橋 一郎", "世帯主"),
+        ("髙橋 美加子", "妻"),
+    ]
+    numbers = {r: platform.municipality.get_resident(MUNI, r) for r in (head, wife)}
+    assert all(p.individual_number and len(p.individual_number) == 12 for p in people)
+    assert all("*" in n["individual_number"] for n in numbers.values())  # the view stays masked
+    assert platform.verify_document(full.pdf).ok
+
+
+def test_a_household_member_from_elsewhere_is_refused_and_nothing_is_written(
+    platform: Platform,
+) -> None:
+    head, _, other = household(platform)
+    before = issuances(platform)
+    assert code_of(lambda: platform.issuance.issue(request(head, members=(other,)))) == (
+        "issuance.not_household"
+    )
+    assert code_of(
+        lambda: platform.issuance.issue(request(head, DocumentKind.seal, relationship=True))
+    ) == ("issuance.options")
+    assert issuances(platform) == before
+
+
+def test_seal_certificate_only_while_the_seal_is_active(platform: Platform) -> None:
+    rc = register(platform)
+    assert code_of(lambda: platform.issuance.issue(request(rc, DocumentKind.seal))) == (
+        "issuance.no_seal"
+    )
+    platform.seals.register(MUNI, rc, PNG, "S0001", "clerk")
+    issued = platform.issuance.issue(request(rc, DocumentKind.seal))
+    seal = content_of(issued.pdf).seal
+    assert seal is not None and seal.image_digest == hashlib.sha256(PNG).hexdigest()
+    assert platform.verify_document(issued.pdf).ok
+    platform.seals.end(MUNI, rc, "abolished", "clerk")
+    with pytest.raises(MynumberError) as e:
+        platform.issuance.issue(request(rc, DocumentKind.seal))
+    assert e.value.code == "issuance.no_seal" and e.value.extra["seal_state"] == "abolished"
+    # what was issued before the abolition stays a true record of that day
+    assert platform.verify_document(issued.pdf).ok
+
+
+def test_refusals(platform: Platform, clock: FixedClock) -> None:
+    gone, dead, hidden, fresh = (register(platform, given=g) for g in ("一", "二", "三", "四"))
+    change(platform, gone, EventKind.MOVE_OUT, {"destination": "大阪府大阪市北区"})
+    change(platform, dead, EventKind.DEATH)
+    platform.issuance.set_support_measure(MUNI, hidden, "窓口1")
+    before = issuances(platform)
+    assert code_of(lambda: platform.issuance.issue(request(gone))) == "issuance.moved_out"
+    assert code_of(lambda: platform.issuance.issue(request(dead))) == "issuance.deceased"
+    kiosk = {"channel": "kiosk", "nonce": "n" * 22}
+    assert code_of(lambda: platform.issuance.issue(request(hidden, **kiosk))) == (
+        "issuance.support_measure"
+    )
+    assert code_of(lambda: platform.issuance.issue(request(fresh, **kiosk))) == (
+        "issuance.same_day"
+    )
+    assert issuances(platform) == before
+    # the counter may issue to a person under a support measure (the clerk checks who asks);
+    # the day after a move-in, the kiosk may issue
+    assert platform.issuance.issue(request(hidden)).fee == 300
+    clock.advance(dt.timedelta(days=1))
+    assert platform.issuance.issue(request(fresh, **kiosk)).kind is DocumentKind.residence
+
+
+def test_a_retry_returns_the_same_document(platform: Platform) -> None:
+    rc = register(platform)
+    first = platform.issuance.issue(request(rc, request_key="k-1"))
+    again = platform.issuance.issue(request(rc, request_key="k-1"))
+    assert again.replay and (again.document_id, again.pdf) == (first.document_id, first.pdf)
+    assert code_of(
+        lambda: platform.issuance.issue(request(rc, relationship=True, request_key="k-1"))
+    ) == ("idempotency.key_reused")
+    assert issuances(platform) == 1
+
+
+def _other_platform(tmp_path: Path, clock: FixedClock) -> Platform:
+    p = Platform(Settings(data_dir=tmp_path / "elsewhere"), clock)
+    p.municipality.create_municipality(MUNI, "東京都", "新宿区")
+    return p
+
+
+def test_every_forgery_fails(platform: Platform, tmp_path: Path, clock: FixedClock) -> None:
+    rc = register(platform)
+    pdf = platform.issuance.issue(request(rc)).pdf
+    assert platform.verify_document(pdf).ok
+
+    # one byte of the signed content changed
+    at = pdf.index("髙橋".encode()) if "髙橋".encode() in pdf else len(pdf) // 3
+    flipped = pdf[:at] + bytes([pdf[at] ^ 1]) + pdf[at + 1 :]
+    assert platform.verify_document(flipped).signature.status is SignatureStatus.broken
+
+    # an incremental update appended after signing (a changed page, say)
+    w = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    w.root["/Lang"] = w.root.get("/Lang")
+    w.update_root()
+    out = io.BytesIO()
+    w.write(out)
+    appended = platform.verify_document(out.getvalue())
+    assert not appended.ok and appended.signature.status is SignatureStatus.broken
+
+    # the same document signed by a municipality of another deployment (another LGPKI root)
+    other = _other_platform(tmp_path, clock)
+    try:
+        orc = register(other)
+        foreign = other.issuance.issue(request(orc)).pdf
+    finally:
+        other.close()
+    check = platform.verify_document(foreign)
+    assert check.signature.status is SignatureStatus.untrusted and not check.ok
+
+    # the unsigned rendering of a real document, and a file that is not a PDF
+    assert platform.verify_document(pdf[: pdf.rindex(b"%%EOF")]).ok is False
+    assert platform.verify_document(b"not a pdf").signature.status is SignatureStatus.unreadable
+
+    # a genuine file whose issuance record is gone: signature valid, record missing
+    with platform.issuance.engine.begin() as conn:
+        conn.execute(delete(m.issuances))
+    gone = platform.verify_document(pdf)
+    assert gone.signature.status is SignatureStatus.valid and gone.record is RecordStatus.missing
+    assert not gone.ok
+
+
+def test_a_revoked_signer_fails_every_document_it_signed(
+    platform: Platform, clock: FixedClock
+) -> None:
+    rc = register(platform)
+    pdf = platform.issuance.issue(request(rc)).pdf
+    signer, _ = platform.signers(MUNI)
+    platform.lgpki.revoke(signer.certificate.serial_number)
+    clock.advance(dt.timedelta(seconds=2))
+    check = platform.verify_document(pdf)
+    assert check.signature.status is SignatureStatus.revoked and not check.ok
+    assert code_of(lambda: platform.lgpki.revoke(signer.certificate.serial_number)) == (
+        "lgpki.certificate_unknown"
+    )
+
+
+def test_content_is_canonical_and_tamper_evident() -> None:
+    from mynumber.documents.content import DocumentContent, PersonEntry, new_document_id
+
+    c = DocumentContent(
+        document_id=new_document_id(),
+        kind=DocumentKind.residence,
+        municipality_code=MUNI,
+        municipality_name="東京都新宿区",
+        issued_at="2026-12-06T10:00:00+09:00",
+        postal_code="1600023",
+        address="東京都新宿区西新宿二丁目8番1号",
+        head_of_household=None,
+        people=(PersonEntry("髙橋 一郎", "タカハシ イチロウ", "1980-01-01", 1, "2000-01-01"),),
+        seal=None,
+        subject="a" * 64,
+        channel="counter",
+    )
+    raw = c.to_json()
+    assert parse_content(raw) == c
+    spaced = json.dumps(json.loads(raw), ensure_ascii=False, indent=1).encode()
+    assert code_of(lambda: parse_content(spaced)) == "document.content"
+    assert code_of(lambda: parse_content(raw.replace(b'"juminhyo"', b'"koseki"'))) == (
+        "document.content"
+    )
+    other = dataclasses.replace(c, address="東京都新宿区西新宿二丁目8番2号")
+    assert other.digest() != c.digest()
+
+
+def test_over_http_issue_check_and_the_page(platform: Platform, settings: Settings) -> None:
+    rc = register(platform)
+    platform.seals.register(MUNI, rc, PNG, "H0001", "clerk")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    token = TokenStore(settings.data_dir / "tokens.json").create("窓口2", ["municipality:write"])
+    auth = {"Authorization": f"Bearer {token}"}
+    with serve(platform) as base, httpx.Client(base_url=base, timeout=30) as http:
+        path = f"/api/municipality/municipalities/{MUNI}/residents/{rc}/certificates"
+        r = http.post(path, json={"kind": "inkan"}, headers={**auth, "Idempotency-Key": "i-1"})
+        assert r.status_code == 201 and r.headers["content-type"] == "application/pdf"
+        doc_id, digest = r.headers["X-Document-Id"], r.headers["X-Document-Digest"]
+        again = http.post(path, json={"kind": "inkan"}, headers={**auth, "Idempotency-Key": "i-1"})
+        assert again.content == r.content and again.headers["Idempotent-Replayed"] == "true"
+        # no token, a bad body: problem+json, nothing issued
+        assert http.post(path, json={"kind": "inkan"}).status_code == 401
+        bad = http.post(path, json={"kind": "koseki"}, headers=auth)
+        assert bad.status_code == 422 and "problem+json" in bad.headers["content-type"]
+
+        checked = http.post(
+            "/api/documents/verify", content=r.content, headers={"Content-Type": "application/pdf"}
+        ).json()
+        assert checked["ok"] and checked["document_id"] == doc_id and checked["kind"] == "inkan"
+        junk = http.post("/api/documents/verify", content=b"%PDF-1.7\n" + bytes(500)).json()
+        assert junk["ok"] is False and junk["signature"]["status"] == "unreadable"
+
+        rec = http.get(f"/api/documents/{doc_id}", params={"digest": digest}).json()
+        assert rec["record"] == "matches" and rec["kind"] == "inkan"
+        other = http.get(f"/api/documents/{doc_id}", params={"digest": "0" * 64}).json()
+        assert other["record"] == "differs" and other["kind"] is None
+
+        # the page: what the QR code opens, then an upload
+        page = http.get("/verify", params={"id": doc_id, "digest": digest, "lang": "en"})
+        assert page.status_code == 200 and "An issuance with this id and digest" in page.text
+        upload = http.post(
+            "/verify", files={"document": ("seal.pdf", r.content, "application/pdf")}
+        )
+        assert upload.status_code == 200 and "有効な証明書です" in upload.text
+        tampered = r.content.replace(b"/Reason", b"/Reasox", 1)
+        upload = http.post("/verify", files={"document": ("x.pdf", tampered, "application/pdf")})
+        assert "この証明書は確認できません" in upload.text
+        crl = http.get("/api/jlis/lgpki/crl")
+        assert crl.headers["content-type"] == "application/pkix-crl" and len(crl.content) > 100
+
+
+def test_the_cli_issues_and_verifies(platform: Platform, tmp_path: Path) -> None:
+    rc = register(platform)
+    pdf = tmp_path / "out" / "juminhyo.pdf"
+    r = run_cli(
+        platform, "certificate", "issue", "--resident-code", rc, "--operator", "窓口3",
+        "--out", str(pdf), "--relationship",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert pdf.read_bytes().startswith(b"%PDF-") and "¥300" in r.stdout
+    ok = run_cli(platform, "verify-document", str(pdf), "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["ok"] is True
+    broken = tmp_path / "broken.pdf"
+    data = pdf.read_bytes()
+    broken.write_bytes(data.replace(b"/Reason", b"/Reasox", 1))
+    bad = run_cli(platform, "verify-document", str(broken))
+    assert bad.returncode == 1 and "NOT VALID" in bad.stdout and "Traceback" not in bad.stderr
+    gone = run_cli(platform, "certificate", "issue", "--resident-code", "00000000000",
+                   "--operator", "窓口3", "--out", str(tmp_path / "x.pdf"))  # fmt: skip
+    assert gone.returncode == 1 and "resident.not_found" in gone.stderr
+    assert not (tmp_path / "x.pdf").exists()
+    missing = run_cli(platform, "verify-document", str(tmp_path / "none.pdf"))
+    assert missing.returncode == 1 and "file.missing" in missing.stderr

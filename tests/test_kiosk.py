@@ -1,0 +1,266 @@
+"""Kiosk issuance (issue 6, deliverables 3–4) over real HTTP, on SQLite and PostgreSQL: a kiosk
+client and J-LIS's kiosk centre, the card's signed order, routing to the municipality, the
+kiosk's own check before printing, fees — and every way a document could reach the wrong
+person or print when it should not."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import func, select
+
+from cardkit import AUTH_PIN, active_card, fast_chips, register  # noqa: F401
+from clikit import run_cli
+from conftest import MUNI
+from mynumber.api.auth import TokenStore
+from mynumber.card.kinds import KeyKind
+from mynumber.clock import JST, FixedClock
+from mynumber.config import Settings
+from mynumber.documents.content import DocumentKind
+from mynumber.documents.verify import RecordStatus
+from mynumber.errors import MynumberError
+from mynumber.kiosk.client import KioskClient
+from mynumber.kiosk.protocol import KioskOrder, statement_digest
+from mynumber.municipality import models as mm
+from mynumber.platform import Platform
+from relykit import serve
+from sealkit import PNG
+
+pytestmark = pytest.mark.usefixtures("fast_chips")
+
+RESIDENCE = KioskOrder(DocumentKind.residence)
+SEAL = KioskOrder(DocumentKind.seal)
+
+
+def holder(p: Platform, clock: FixedClock, *, seal: bool = True) -> tuple[str, Any]:
+    """A resident with a card (and a seal), a day after moving in."""
+    rc = register(p)
+    card = active_card(p, rc)
+    if seal:
+        p.seals.register(MUNI, rc, PNG, f"K{rc[-6:]}", "clerk")
+    clock.advance(dt.timedelta(days=1))
+    assert card.chip_id is not None
+    return rc, p.cards.chips.load(card.chip_id, clock)
+
+
+@pytest.fixture
+def kiosk_token(settings: Settings) -> str:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return TokenStore(settings.data_dir / "tokens.json").create("kiosk", ["kiosk:issue"])
+
+
+@pytest.fixture
+def base_url(platform: Platform) -> Iterator[str]:
+    with serve(platform) as url:
+        yield url
+
+
+def client(p: Platform, base: str, token: str, clock: FixedClock, **kw: Any) -> KioskClient:
+    return KioskClient(base, token, kw.pop("kiosk_id", "kiosk-T1"), p.lgpki.root, clock=clock, **kw)
+
+
+def fees(p: Platform) -> int:
+    with p.issuance.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(mm.fees)).scalar_one())
+
+
+def outcomes(p: Platform) -> list[str]:
+    with p.issuance.engine.connect() as conn:
+        return sorted(conn.execute(select(mm.issuances.c.outcome)).scalars())
+
+
+def code_of(call: Any) -> str:
+    with pytest.raises(MynumberError) as e:
+        call()
+    return e.value.code
+
+
+def test_a_card_holder_prints_both_documents(
+    platform: Platform, clock: FixedClock, base_url: str, kiosk_token: str, tmp_path: Path
+) -> None:
+    _, chip = holder(platform, clock)
+    with client(platform, base_url, kiosk_token, clock) as k:
+        seen: list[Any] = []
+        a = k.run(chip, AUTH_PIN, RESIDENCE, tmp_path / "juminhyo.pdf", confirm=seen.append)
+        assert a is None  # the preview callback returned None: cancelled, nothing printed
+        assert not (tmp_path / "juminhyo.pdf").exists() and fees(platform) == 0
+        printed = k.run(chip, AUTH_PIN, RESIDENCE, tmp_path / "juminhyo.pdf")
+        sealed = k.run(chip, AUTH_PIN, SEAL, tmp_path / "inkan.pdf")
+    assert printed is not None and sealed is not None
+    assert printed.fee == 300 and sealed.fee == 300 and fees(platform) == 2
+    assert sealed.content.seal is not None and printed.content.channel == "kiosk"
+    for doc in (printed, sealed):
+        check = platform.verify_document(doc.path.read_bytes())
+        assert check.ok and check.document_id == doc.document_id
+    assert outcomes(platform) == ["aborted", "printed", "printed"]
+    # the cancelled one is on record as never printed: a copy of it does not verify
+    cancelled = seen[0]
+    with platform.issuance.engine.connect() as conn:
+        pdf = conn.execute(
+            select(mm.issuances.c.pdf).where(mm.issuances.c.document_id == cancelled.document_id)
+        ).scalar_one()
+    assert platform.verify_document(bytes(pdf)).record is RecordStatus.not_printed
+
+
+def test_one_order_per_session_and_a_retry_gets_the_same_document(
+    platform: Platform, clock: FixedClock, base_url: str, kiosk_token: str, tmp_path: Path
+) -> None:
+    _, chip = holder(platform, clock)
+    with client(platform, base_url, kiosk_token, clock) as k:
+        session = k.open_session()
+        first = k.run(chip, AUTH_PIN, RESIDENCE, tmp_path / "a.pdf", session=session)
+        assert first is not None
+        # the same signed order again (a kiosk retrying after a lost answer): same document
+        sid, nonce = session["session_id"], session["nonce_bytes"]
+        cert = chip.certificate(KeyKind.AUTHENTICATION)
+        body = {
+            "kiosk_id": "kiosk-T1",
+            "order": RESIDENCE.to_json(),
+            "certificate": base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode(),
+            "signature": base64.b64encode(
+                chip.authenticate(statement_digest(sid, "kiosk-T1", nonce, RESIDENCE), AUTH_PIN)
+            ).decode(),
+        }
+        headers = {"Authorization": f"Bearer {kiosk_token}"}
+        again = httpx.post(
+            f"{base_url}/api/kiosk/sessions/{sid}/document", json=body, headers=headers
+        )
+        assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+        assert again.content == first.path.read_bytes()
+        # a second, different order in the spent session is refused
+        assert code_of(
+            lambda: k.run(chip, AUTH_PIN, SEAL, tmp_path / "b.pdf", session=session)
+        ) == ("kiosk.session_used")
+        # a session of another kiosk cannot be used from this one
+        other = client(platform, base_url, kiosk_token, clock, kiosk_id="kiosk-T2")
+        assert (
+            code_of(
+                lambda: other.run(
+                    chip, AUTH_PIN, SEAL, tmp_path / "c.pdf", session=k.open_session()
+                )
+            )
+            == "kiosk.session_unknown"
+        )
+        other.close()
+    assert fees(platform) == 1 and not (tmp_path / "b.pdf").exists()
+
+
+def test_refusals_print_nothing(
+    platform: Platform, clock: FixedClock, base_url: str, kiosk_token: str, tmp_path: Path
+) -> None:
+    rc, chip = holder(platform, clock, seal=False)
+    with client(platform, base_url, kiosk_token, clock) as k:
+        # no seal registered
+        assert code_of(lambda: k.run(chip, AUTH_PIN, SEAL, tmp_path / "s.pdf")) == (
+            "issuance.no_seal"
+        )
+        # a wrong PIN never reaches the centre
+        assert code_of(lambda: k.run(chip, "0000", RESIDENCE, tmp_path / "r.pdf")).startswith(
+            "card."
+        )
+        # the session's time runs out between insertion and order
+        session = k.open_session()
+        clock.advance(dt.timedelta(minutes=10))
+        assert code_of(
+            lambda: k.run(chip, AUTH_PIN, RESIDENCE, tmp_path / "r.pdf", session=session)
+        ) == ("kiosk.session_expired")
+        # support measure: only the counter
+        platform.issuance.set_support_measure(MUNI, rc, "窓口1")
+        assert code_of(lambda: k.run(chip, AUTH_PIN, RESIDENCE, tmp_path / "r.pdf")) == (
+            "issuance.support_measure"
+        )
+    assert not list(tmp_path.glob("*.pdf")) and fees(platform) == 0
+    assert outcomes(platform) == []
+
+
+def test_a_suspended_card_is_refused(
+    platform: Platform, clock: FixedClock, base_url: str, kiosk_token: str, tmp_path: Path
+) -> None:
+    rc = register(platform)
+    card = active_card(platform, rc)
+    clock.advance(dt.timedelta(days=1))
+    assert card.chip_id is not None
+    chip = platform.cards.chips.load(card.chip_id, clock)
+    platform.cards.report_loss(card.card_id, operator="loss-line")
+    with client(platform, base_url, kiosk_token, clock) as k:
+        code = code_of(lambda: k.run(chip, AUTH_PIN, RESIDENCE, tmp_path / "r.pdf"))
+    assert code.startswith(("pki.", "ocsp.", "relying.", "card.")), code
+    assert outcomes(platform) == [] and not list(tmp_path.glob("*.pdf"))
+
+
+class Tamper(httpx.BaseTransport):
+    """A man in the middle between kiosk and centre: changes what it is told to change."""
+
+    def __init__(self, change: Any) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.change = change
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.url.path.endswith("/document") and response.status_code == 201:
+            response.read()
+            return httpx.Response(
+                201, headers=response.headers, content=self.change(response.content)
+            )
+        return response
+
+
+def test_the_kiosk_prints_only_what_passes_its_check(
+    platform: Platform, clock: FixedClock, base_url: str, kiosk_token: str, tmp_path: Path
+) -> None:
+    _, chip = holder(platform, clock)
+    # someone else's earlier document (a real, validly signed one) handed to this kiosk
+    _, other_chip = holder(platform, clock)
+    with client(platform, base_url, kiosk_token, clock) as k:
+        stale = k.run(other_chip, AUTH_PIN, RESIDENCE, tmp_path / "other.pdf")
+    assert stale is not None
+    stale_pdf = stale.path.read_bytes()
+    cases = {
+        "flipped": lambda pdf: pdf.replace(b"/Reason", b"/Reasox", 1),
+        "someone else's": lambda _pdf: stale_pdf,
+        "empty": lambda _pdf: b"",
+    }
+    for name, change in cases.items():
+        out = tmp_path / f"{name}.pdf"
+        k = client(platform, base_url, kiosk_token, clock, transport=Tamper(change))
+        with k:
+            assert code_of(lambda k=k, out=out: k.run(chip, AUTH_PIN, RESIDENCE, out)) == (
+                "kiosk.not_printed"
+            ), name
+        assert not out.exists()
+    # one fee (the stale document's own print); every tampered order was reported aborted
+    assert fees(platform) == 1
+    assert outcomes(platform) == ["aborted"] * 3 + ["printed"]
+
+
+def test_the_kiosk_cli_prints(
+    platform: Platform, clock: FixedClock, base_url: str, kiosk_token: str, tmp_path: Path
+) -> None:
+    # The CLI runs on the real clock: put the server's a day back, so after the day holder()
+    # waits (no kiosk issuance on the day of a move-in) the two agree.
+    clock.set(dt.datetime.now(JST) - dt.timedelta(days=1))
+    _, chip = holder(platform, clock)
+    out = tmp_path / "cli.pdf"
+    r = run_cli(
+        platform, "kiosk", "--chip", chip.chip_id, "--out", str(out), "--kind", "inkan",
+        "--yes", "--url", base_url, "--token", kiosk_token,
+        env={"MYNUMBER_AUTH_PIN": AUTH_PIN}, database=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes().startswith(b"%PDF-") and "¥300" in r.stdout
+    assert platform.verify_document(out.read_bytes()).ok
+    # a wrong PIN: a clear refusal, no traceback, nothing printed
+    bad = run_cli(
+        platform, "kiosk", "--chip", chip.chip_id, "--out", str(tmp_path / "no.pdf"),
+        "--kind", "juminhyo", "--yes", "--url", base_url, "--token", kiosk_token,
+        env={"MYNUMBER_AUTH_PIN": "0000"}, database=False,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "card." in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "no.pdf").exists()

@@ -84,10 +84,16 @@ def _stop_all() -> None:
 
 @contextlib.contextmanager
 def running_server(
-    backend: Backend, workers: int, log_path: Path, ready_timeout: float = 120.0
+    data_dir: Path,
+    database_url: str | None,
+    workers: int,
+    log_path: Path,
+    ready_timeout: float = 120.0,
+    extra_args: Sequence[str] = (),
+    env_extra: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, str]]:
-    """Start `python -m mynumber.cli serve` on a free port of 127.0.0.1 over the backend's data;
-    yield (base URL, staff token) once /healthz answers; always stop it."""
+    """Start `python -m mynumber.cli serve` on a free port of 127.0.0.1 over `data_dir` (and
+    `database_url`); yield (base URL, staff token) once /healthz answers; always stop it."""
     port = _free_port()
     cmd = [
         sys.executable,
@@ -101,11 +107,13 @@ def running_server(
         "--port",
         str(port),
         "--data-dir",
-        str(backend.data_dir),
+        str(data_dir),
+        *extra_args,
     ]
-    if backend.database_url:
-        cmd += ["--database-url", backend.database_url]
+    if database_url:
+        cmd += ["--database-url", database_url]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYNUMBER_")}
+    env.update(env_extra or {})
     base = f"http://{HOST}:{port}"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -114,7 +122,7 @@ def running_server(
         _LIVE.add(proc)
         try:
             _wait_ready(proc, base, log_path, ready_timeout)
-            token = (backend.data_dir / "demo-token").read_text().strip()
+            token = (data_dir / "demo-token").read_text().strip()
             yield base, token
         finally:
             _stop(proc)
@@ -526,7 +534,7 @@ def run_http(
 ) -> HttpRun:
     run = HttpRun(backend.name, workers, concurrency, time_limit)
     log = log_dir / f"server-{backend.name}.log"
-    with running_server(backend, workers, log) as (base, token):
+    with running_server(backend.data_dir, backend.database_url, workers, log) as (base, token):
         err.print(f"[dim]{backend.name}: server ready at {base} ({workers} workers)")
         for client in clients:
             phases = _httpx_phases if client == "httpx" else _lean_phases

@@ -770,7 +770,7 @@ def _http(
         ]
 
     log = log_dir / f"server-network-{backend.name}.log"
-    with running_server(backend, workers, log) as (base, token):
+    with running_server(backend.data_dir, backend.database_url, workers, log) as (base, token):
         err.print(f"[dim]{backend.name}: server ready at {base} ({workers} workers)")
         for client in clients:
             warm, jobs = traffic.jobs(WARM, rng), traffic.jobs(n, rng)

@@ -20,6 +20,7 @@ from .backends import Backend, postgres_backend, postgres_database, postgres_ver
 from .bench_checks import ChecksRun, checks_results, run_checks
 from .bench_http import http_results, run_http
 from .bench_import import as_tuples, import_results, run_import
+from .bench_kiosk import KioskRun, kiosk_results, run_kiosk
 from .bench_merkle import MerkleRun, merkle_results, run_merkle
 from .bench_network import (
     LEDGER_APPENDS,
@@ -38,7 +39,7 @@ from .linkage.run import LinkageRun, linkage_results, print_linkage, run_linkage
 
 __all__ = ["main"]
 
-PHASES = ("import", "query", "http", "pki", "merkle", "network", "linkage", "checks")
+PHASES = ("import", "query", "http", "pki", "merkle", "network", "linkage", "checks", "kiosk")
 REGISTER_PHASES = frozenset({"import", "query", "http", "pki"})
 """The phases that need the synthetic register generated and imported (network seeds its own
 small deployment, merkle needs none)."""
@@ -140,6 +141,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the linkage benchmark writes linkage-N-M.json/.md/.png (var/bench)",
     )
+    p.add_argument("--kiosks", type=int, default=64, metavar="N", help="kiosks at once (64)")
+    p.add_argument(
+        "--kiosk-rounds",
+        type=int,
+        default=4,
+        metavar="N",
+        help="documents each kiosk prints in the timed phase (4)",
+    )
     p.add_argument(
         "--checks-links",
         type=int,
@@ -236,6 +245,11 @@ def _machine_lines(m: dict[str, Any], args: argparse.Namespace) -> list[str]:
         )
     if "checks" in set(args.only or PHASES):
         lines.append(f"general check: {args.checks_links:,} links (seed {args.seed})")
+    if "kiosk" in set(args.only or PHASES):
+        lines.append(
+            f"kiosk: {args.kiosks} kiosks, {args.kiosk_rounds} documents each, "
+            f"{args.workers} server workers"
+        )
     if "merkle" in set(args.only or PHASES):
         lines.append(f"Merkle log: {args.merkle_leaves:,} leaves")
     if "network" in set(args.only or PHASES):
@@ -442,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         "ledger": [],
         "linkage": [],
         "checks": [],
+        "kiosk": [],
     }
     pki_runs: list[PkiRun] = []
     merkle_runs: list[MerkleRun] = []
@@ -470,6 +485,30 @@ def main(argv: list[str] | None = None) -> int:
         checks_runs.append(cr)
         details["checks"].append(cr.as_json())
         results += checks_results(cr)
+
+    kiosk_runs: list[KioskRun] = []
+    if "kiosk" in only:
+        root = Path(tempfile.mkdtemp(prefix="mynumber-bench-"))
+        try:
+            for name in ("sqlite", "postgresql") if args.postgres else ("sqlite",):
+                with ExitStack() as stack:
+                    url = (
+                        stack.enter_context(postgres_database(args.postgres))
+                        if name == "postgresql"
+                        else None
+                    )
+                    kr = run_kiosk(
+                        kiosks=args.kiosks,
+                        per_kiosk=args.kiosk_rounds,
+                        database_url=url,
+                        workers=args.workers,
+                        log_dir=root,
+                    )
+                kiosk_runs.append(kr)
+                details["kiosk"].append(kr.as_json())
+                results += kiosk_results(kr)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
 
     machine["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out.print()
@@ -540,6 +579,7 @@ def main(argv: list[str] | None = None) -> int:
         or any(lr.wrong for lr in ledger_runs)
         or any(lkr.wrong for lkr in linkage_runs)
         or any(cr.wrong for cr in checks_runs)
+        or any(kr.wrong for kr in kiosk_runs)
     )
 
     if args.json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import uuid
@@ -49,11 +50,9 @@ def pg_available() -> bool:
         return False
 
 
-@pytest.fixture
-def postgres_url(pg_available: bool) -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
-    if not pg_available:
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+@contextlib.contextmanager
+def fresh_postgres() -> Iterator[str]:
+    """A new PostgreSQL database, dropped (connections and all) afterwards."""
     from sqlalchemy import create_engine, text
 
     name = f"mn_test_{uuid.uuid4().hex[:12]}"
@@ -67,6 +66,24 @@ def postgres_url(pg_available: bool) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(pg_available: bool) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    if not pg_available:
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    with fresh_postgres() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_postgres_url(pg_available: bool) -> Iterator[str]:
+    """A fresh PostgreSQL database shared by one module's tests (an expensive server)."""
+    if not pg_available:
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    with fresh_postgres() as url:
+        yield url
 
 
 @pytest.fixture

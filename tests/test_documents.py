@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -335,3 +336,57 @@ def test_the_cli_issues_and_verifies(platform: Platform, tmp_path: Path) -> None
     assert not (tmp_path / "x.pdf").exists()
     missing = run_cli(platform, "verify-document", str(tmp_path / "none.pdf"))
     assert missing.returncode == 1 and "file.missing" in missing.stderr
+
+
+def test_a_deadline_passed_rolls_everything_back(platform: Platform, clock: FixedClock) -> None:
+    rc = register(platform)
+    late = request(rc, deadline=clock.now())  # the requester has given up by commit time
+    assert code_of(lambda: platform.issuance.issue(late)) == "issuance.timeout"
+    assert issuances(platform) == 0
+    on_time = request(rc, deadline=clock.now() + dt.timedelta(seconds=30))
+    assert platform.issuance.issue(on_time).kind is DocumentKind.residence
+
+
+def test_rendering_shares_no_state_between_documents() -> None:
+    """The parsed font is shared by every document of a process; rendering many different
+    documents at once in threads gives each exactly the bytes it gets alone (I1)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mynumber.documents.content import DocumentContent, PersonEntry, new_document_id
+    from mynumber.documents.render import render
+
+    names = ["髙橋 一郎", "渡邉 美加子", "齋藤 健", "佐々木 﨑子", "山田 花子", "鈴木 一"]
+    contents = [
+        DocumentContent(
+            document_id=new_document_id(),
+            kind=DocumentKind.residence,
+            municipality_code=MUNI,
+            municipality_name="東京都新宿区",
+            issued_at="2026-12-06T10:00:00+09:00",
+            postal_code="1600023",
+            address=f"東京都新宿区西新宿二丁目{i + 1}番1号",
+            head_of_household=None,
+            people=(PersonEntry(name, "テスト", "1980-01-01", 1, "2000-01-01"),),
+            seal=None,
+            subject=f"{i:064x}",
+            channel="counter",
+        )
+        for i, name in enumerate(names)
+    ]
+    alone = [render(c, "http://x") for c in contents]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch all the time: any shared state shows
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(lambda c: render(c, "http://x"), contents * 8))
+    finally:
+        sys.setswitchinterval(interval)
+    assert together == alone * 8
+    # White-box, because a race needs luck to show: the font parsed once per process is never
+    # written by a document (fpdf2 writes object ids into the descriptor it outputs; shared,
+    # two documents in flight swapped them — seen as a 500 under 200 kiosks).
+    from mynumber.documents import render as rendering
+
+    for template in rendering._templates.values():
+        assert template.desc._id is None and not hasattr(template.desc, "font_file3")
+    assert len(set(alone)) == len(alone)

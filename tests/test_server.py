@@ -98,37 +98,31 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    database_url: str | None = None
-    if request.param == "postgres":
-        # Requested here so that its database is dropped only after the server has stopped.
-        database_url = request.getfixturevalue("postgres_url")
-    data_dir = tmp_path / "data"
+@contextlib.contextmanager
+def start(
+    data_dir: Path,
+    log: Path,
+    database_url: str | None,
+    *,
+    workers: int = 2,
+    seed_residents: int = 200,
+    seed_cards: int = 2,  # a card is 0.3 s of CPU (RSA keys, scrypt): a few show seeding works
+    env_extra: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    """`mynumber serve --workers N` on a free port, healthy and with all its workers up; stopped
+    (its whole process group) on exit. Several may share one data directory and database:
+    several servers behind one address."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYNUMBER_")}
     env["MYNUMBER_DATA_DIR"] = str(data_dir)
     if database_url:
         env["MYNUMBER_DATABASE_URL"] = database_url
-    log = tmp_path / "server.log"
+    env.update(env_extra or {})
     cmd = [
-        sys.executable,
-        "-m",
-        "mynumber.cli",
-        "serve",
-        "--workers",
-        "2",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-        "--seed-residents",
-        "200",
-        "--seed-cards",
-        "2",  # a card is 0.3 s of CPU (RSA keys, scrypt): a few show seeding works here
-    ]
+        sys.executable, "-m", "mynumber.cli", "serve", "--workers", str(workers),
+        "--host", HOST, "--port", str(port), "--data-dir", str(data_dir),
+        "--seed-residents", str(seed_residents), "--seed-cards", str(seed_cards),
+    ]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(
             cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -150,10 +144,20 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
             time.sleep(0.2)
         token = (data_dir / "demo-token").read_text().strip()
         srv = Server(proc, base_url, data_dir, token, log, database_url)
-        _wait_for(lambda: len(srv.workers()) == 2, 30, "two workers")
+        _wait_for(lambda: len(srv.workers()) == workers, 30, f"{workers} workers")
         yield srv
     finally:
         _stop(proc)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    database_url: str | None = None
+    if request.param == "postgres":
+        # Requested here so that its database is dropped only after the server has stopped.
+        database_url = request.getfixturevalue("postgres_url")
+    with start(tmp_path / "data", tmp_path / "server.log", database_url) as srv:
+        yield srv
 
 
 def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:

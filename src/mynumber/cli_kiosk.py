@@ -148,6 +148,8 @@ def kiosk(
     if printed is None:
         err.print("取り消しました。印刷していません / cancelled, nothing printed")
         raise typer.Exit(1)
+    if not printed.reported:
+        err.print("印刷結果をセンターに報告できませんでした / the print could not be reported")
     out.print(
         f"印刷しました / printed: {escape(str(printed.path))}\n"
         f"文書ID {printed.document_id}  手数料 fee ¥{printed.fee}\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ROLES", "Settings", "default_data_dir"]
@@ -30,6 +31,8 @@ class Settings(BaseSettings):
     master_key: str | None = None
     # Where clients reach this deployment: the CRL and OCSP URLs certificates carry start here.
     base_url: str = "http://127.0.0.1:8000"
+    # A kiosk session's life, from card insertion to the document in the kiosk's hands.
+    kiosk_session_seconds: float = Field(default=180.0, gt=0, le=3600)
 
     def role_database_url(self, role: str) -> str:
         """The database of `role`: its own URL, else the shared one, else a SQLite file per role."""

@@ -5,6 +5,7 @@ In one process the roles call each other's services directly; each still owns it
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -101,6 +102,7 @@ class Platform:
             self.issuance.issue,
             self.issuance.report_print,
             self.clock,
+            ttl=dt.timedelta(seconds=s.kiosk_session_seconds),
         )
         # The transparency log (ledger role, its own database and key).
         self.ledger = LedgerService(

@@ -5,11 +5,16 @@ signature that covers the file covers it too. No I/O beyond reading the cached f
 from __future__ import annotations
 
 import base64
+import copy
 import datetime as dt
 import io
+import threading
+from pathlib import Path
 
 import segno
+from fontTools.ttLib import TTFont
 from fpdf import FPDF
+from fpdf.fonts import SubsetMap, TTFFont
 
 from mynumber.dates import to_wareki
 from mynumber.documents.content import DocumentContent, DocumentKind, PersonEntry, qr_payload
@@ -26,6 +31,42 @@ _CERTIFY = {
 }
 _LEFT = 15.0
 _WIDTH = 180.0
+
+
+_templates: dict[Path, TTFFont] = {}
+_templates_lock = threading.Lock()
+
+
+def _add_font(pdf: FPDF, path: Path) -> None:
+    """The font, parsed once per process (DESIGN's known costs: parsing is ≈ 0.15 s a
+    document). fpdf2 subsets the TTFont it is given *in place* when it writes the PDF, so each
+    document gets its own freshly opened (lazy) TTFont, glyph map and font descriptor (fpdf2
+    writes its object id into it); only the immutable metrics (widths, glyph ids) are shared. Bounding boxes are not
+    recomputed on output (the whole font's box stays valid for any subset of it). Should
+    fpdf2's internals change shape, the ordinary add_font is used."""
+    try:
+        with _templates_lock:
+            if path not in _templates:
+                probe = FPDF()
+                probe.add_font(FONT_FAMILY, fname=str(path))
+                parsed = probe.fonts[FONT_FAMILY.lower()]
+                if not isinstance(parsed, TTFFont):
+                    raise TypeError(type(parsed).__name__)
+                _templates[path] = parsed
+            template = _templates[path]
+        font: TTFFont = copy.copy(template)
+        # fpdf2 writes into the font descriptor as it outputs (its object id, the embedded
+        # font file): each document its own, or two documents in flight swap object ids.
+        font.desc = copy.copy(template.desc)
+        font.ttfont = TTFont(str(path), recalcTimestamp=False, lazy=True, recalcBBoxes=False)
+        font.subset = SubsetMap(font)
+        font.missing_glyphs = []
+        font.biggest_size_pt = 0
+        font._hbfont = None
+        font.i = len(pdf.fonts) + 1
+        pdf.fonts[template.fontkey] = font
+    except (AttributeError, TypeError, KeyError):  # pragma: no cover - another fpdf2
+        pdf.add_font(FONT_FAMILY, fname=str(path))
 
 
 def _date(iso: str) -> str:
@@ -77,7 +118,7 @@ def render(content: DocumentContent, base_url: str) -> bytes:
     digest = content.digest()
     pdf = FPDF(orientation="P", unit="mm", format="A4")
     pdf.set_auto_page_break(auto=True, margin=45)
-    pdf.add_font(FONT_FAMILY, fname=str(font_for(content.to_json().decode())))
+    _add_font(pdf, font_for(content.to_json().decode()))
     pdf.set_title(f"{content.kind.title_ja} {content.document_id}")
     pdf.set_subject(qr_payload(base_url, content.document_id, digest))
     pdf.set_author(content.municipality_name)

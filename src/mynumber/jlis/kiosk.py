@@ -80,9 +80,17 @@ def _utc(at: Any) -> dt.datetime:
 
 class KioskCentre:
     def __init__(
-        self, engine: Engine, pki: PkiService, issue: Issue, report: Report, clock: Clock
+        self,
+        engine: Engine,
+        pki: PkiService,
+        issue: Issue,
+        report: Report,
+        clock: Clock,
+        *,
+        ttl: dt.timedelta = SESSION_TTL,
     ) -> None:
         self.engine = engine
+        self._ttl = ttl
         self._pki = pki
         self._issue = issue
         self._report = report
@@ -97,7 +105,7 @@ class KioskCentre:
             session_id=secrets.token_urlsafe(24),
             kiosk_id=kiosk_id,
             nonce=secrets.token_bytes(32),
-            expires_at=now + SESSION_TTL,
+            expires_at=now + self._ttl,
         )
         with writing(self.engine) as conn:
             conn.execute(

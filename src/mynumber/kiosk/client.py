@@ -22,6 +22,7 @@ import contextlib
 import datetime as dt
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ class Printed:
     document_id: str
     fee: int
     content: DocumentContent
+    reported: bool = True  # False: printed, but the centre never acknowledged the report
 
 
 def _stopped(code: str, en: str, ja: str, **extra: Any) -> KioskError:
@@ -215,8 +217,17 @@ class KioskClient:
         except BaseException:
             self._report_quietly(sid, document_id)
             raise
-        fee = self._report(sid, document_id, printed=True)
-        return Printed(out, document_id, fee, content)
+        # The paper is out: from here the kiosk never says "nothing printed". The report (the
+        # fee) is idempotent, so it is retried a few times; if the centre stays silent the
+        # document stays "pending" there and the print is still the customer's.
+        for wait in (0.0, 0.2, 0.5, 1.0, 2.0):
+            time.sleep(wait)
+            try:
+                fee = self._report(sid, document_id, printed=True)
+            except MynumberError:
+                continue
+            return Printed(out, document_id, fee, content)
+        return Printed(out, document_id, 0, content, reported=False)
 
     def _report(self, session_id: str, document_id: str, *, printed: bool) -> int:
         body = {"kiosk_id": self.kiosk_id, "document_id": document_id, "printed": printed}

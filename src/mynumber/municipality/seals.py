@@ -211,22 +211,31 @@ class SealService:
         reason: str = "",
     ) -> dict[str, Any]:
         """End the person's active seal: ``abolished`` (廃止) or ``lost`` (亡失 of the card).
-        One conditional UPDATE: of two clerks ending it at once, one succeeds."""
+        The row is locked, then one conditional UPDATE: of two clerks ending it at once, one
+        succeeds."""
         if how not in _ENDINGS:
             raise ValueError(f"a seal ends as abolished or lost, not {how!r}")
         operator = check_operator(operator)
         s = m.seals.c
         with writing(self.engine) as conn:
+            # Lock the row first, then read the time: an issuance holding the row (FOR SHARE)
+            # commits before this goes on, so the history puts its certificate first (I2).
             seal_id = conn.execute(
-                update(m.seals)
+                select(s.seal_id)
                 .where(
                     s.municipality_code == municipality_code,
                     s.resident_code == resident_code,
                     s.state == "active",
                 )
-                .values(state=how, ended_at=self.clock.now())
-                .returning(s.seal_id)
+                .with_for_update()
             ).scalar_one_or_none()
+            if seal_id is not None:
+                ended = conn.execute(
+                    update(m.seals)
+                    .where(s.seal_id == seal_id, s.state == "active")
+                    .values(state=how, ended_at=self.clock.now())
+                ).rowcount
+                seal_id = seal_id if ended else None
             if seal_id is None:
                 raise NotFoundError(
                     "seal.not_registered",

@@ -390,3 +390,71 @@ def test_rendering_shares_no_state_between_documents() -> None:
     for template in rendering._templates.values():
         assert template.desc._id is None and not hasattr(template.desc, "font_file3")
     assert len(set(alone)) == len(alone)
+
+
+class _Meddling:
+    """A signer that lets something happen to the register while the document is being
+    rendered and signed (between the read and the recording)."""
+
+    def __init__(self, real: Any, meddle: Any, times: int = 1) -> None:
+        self.real, self.meddle, self.times = real, meddle, times
+        self.certificate = real.certificate
+
+    def sign(self, pdf: bytes) -> bytes:
+        if self.times:
+            self.times -= 1
+            self.meddle()
+        return bytes(self.real.sign(pdf))
+
+
+def _meddle(p: Platform, monkeypatch: pytest.MonkeyPatch, meddle: Any, times: int = 1) -> None:
+    signer, key = p.signers(MUNI)
+    wrapped = _Meddling(signer, meddle, times)
+    monkeypatch.setattr(p.issuance, "_signers", lambda _code: (wrapped, key))
+
+
+def test_what_changes_while_rendering_is_what_the_document_says(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rc = register(platform)
+    new_address = "東京都新宿区歌舞伎町一丁目4番1号"
+    _meddle(
+        platform,
+        monkeypatch,
+        lambda: change(platform, rc, EventKind.MOVE_WITHIN, {"address": new_address}),
+    )
+    issued = platform.issuance.issue(request(rc))
+    assert content_of(issued.pdf).address == new_address  # rendered again, recorded once
+    assert issuances(platform) == 1 and platform.verify_document(issued.pdf).ok
+
+
+def test_a_seal_abolished_while_rendering_is_not_certified(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rc = register(platform)
+    platform.seals.register(MUNI, rc, PNG, "R0001", "clerk")
+    _meddle(platform, monkeypatch, lambda: platform.seals.end(MUNI, rc, "abolished", "clerk"))
+    assert code_of(lambda: platform.issuance.issue(request(rc, DocumentKind.seal))) == (
+        "issuance.no_seal"
+    )
+    assert issuances(platform) == 0
+
+
+def test_a_register_that_keeps_changing_gives_up(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rc = register(platform)
+    moves = iter(range(1, 10))
+    _meddle(
+        platform,
+        monkeypatch,
+        lambda: change(
+            platform,
+            rc,
+            EventKind.MOVE_WITHIN,
+            {"address": f"東京都新宿区四谷{next(moves)}丁目1番1号"},
+        ),
+        times=5,
+    )
+    assert code_of(lambda: platform.issuance.issue(request(rc))) == "issuance.changed"
+    assert issuances(platform) == 0

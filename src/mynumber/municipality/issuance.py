@@ -1,10 +1,13 @@
 """Issuing certificates (municipality role): 住民票の写し, 住民票記載事項証明書, 印鑑登録証明書.
 
-One transaction does everything (DESIGN I2): it reads and holds the rows the document is made
-from — the residents, the seal — checks the refusal rules on them, renders and signs the PDF,
-and records the issuance. A move-out, a death or a seal's abolition committed before it is
-seen; one committed after it waits for it (PostgreSQL: FOR SHARE on the rows; SQLite: the one
-writer). Nothing is cached between requests: no buffer, work file or slot is shared (I1).
+The document is the register's word at the moment of recording (DESIGN I2). It is rendered and
+signed from a read of the register, then recorded by a transaction that reads the same rows
+again, holds them (PostgreSQL: FOR SHARE; SQLite: the one writer), applies the refusal rules
+again, and commits only if they say exactly what the document says — else it is rendered
+again. A move-out, a death or a seal's abolition committed before the recording is seen; one
+committed after it waits for it. Rendering (≈ 0.1 s) happens outside the write lock: on SQLite,
+holding the single writer for it queued 64 kiosks past the 30 s busy timeout. Nothing is cached
+between requests: no buffer, work file or slot is shared (I1).
 
 Refusal rules (reason codes ``issuance.*``, docs/reason-codes.md):
 - the subject has moved out or died (a 除票 is a different document, issued at the counter);
@@ -22,6 +25,7 @@ import base64
 import datetime as dt
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -54,6 +58,43 @@ _SAME_DAY = ("birth", "move_in", "move_within", "name_change", "household_change
 """Changes a kiosk does not certify on the day they were recorded (the record is being
 settled; the counter can). A migration from a legacy register (import) or a number's
 assignment is not a change of the record's content."""
+
+_ATTEMPTS = 3
+"""Renderings tried before giving up when the register keeps changing under one."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What a document says about the register, compared before and after rendering."""
+
+    municipality_name: str
+    resident_code: str
+    postal_code: str
+    address: str
+    head: str | None
+    people: tuple[PersonEntry, ...]
+    seal: SealEntry | None
+    subject: str
+
+
+def _content(request: IssueRequest, facts: _Facts, now: dt.datetime) -> DocumentContent:
+    return DocumentContent(
+        document_id=new_document_id(),
+        kind=request.kind,
+        municipality_code=request.municipality_code,
+        municipality_name=facts.municipality_name,
+        issued_at=now.replace(microsecond=0).isoformat(),
+        postal_code=facts.postal_code,
+        address=facts.address,
+        head_of_household=facts.head,
+        people=facts.people,
+        seal=facts.seal,
+        subject=facts.subject,
+        channel=request.channel,
+        nonce=request.nonce,
+        card=request.card,
+    )
+
 
 Signers = Callable[[str], tuple[DocumentSigner, bytes]]
 """Municipality code → its document signer and its subject-digest key."""
@@ -88,17 +129,52 @@ class IssuanceService:
         then."""
         self._check(request)
         signer, subject_key = self._signers(request.municipality_code)
-        try:
-            with writing(self.engine) as conn:
-                return self._issue(conn, request, signer, subject_key)
-        except IntegrityError as exc:  # the same request key, committed by a twin meanwhile
-            if request.request_key is None:
-                raise
+        if request.request_key is not None:
             with self.engine.connect() as conn:
-                again = self._replay(conn, request)
-            if again is None:
-                raise exc
-            return again
+                replayed = self._replay(conn, request)
+            if replayed is not None:
+                return replayed
+        for _ in range(_ATTEMPTS):
+            now = self._clock.now().astimezone(JST)
+            with self.engine.connect() as conn:
+                facts = self._facts(conn, request, subject_key, now.date(), lock=False)
+            content = _content(request, facts, now)
+            pdf = signer.sign(render(content, self._base_url))
+            try:
+                with writing(self.engine) as conn:
+                    if request.request_key is not None:
+                        replayed = self._replay(conn, request)
+                        if replayed is not None:
+                            return replayed
+                    again = self._facts(conn, request, subject_key, now.date(), lock=True)
+                    if again != facts:
+                        continue  # the register changed while rendering: render again
+                    self._check_deadline(request)
+                    return self._record(conn, request, content, pdf, now)
+            except IntegrityError as exc:  # the same request key, committed by a twin
+                if request.request_key is None:
+                    raise
+                with self.engine.connect() as conn:
+                    replayed = self._replay(conn, request)
+                if replayed is None:
+                    raise exc
+                return replayed
+        raise _refuse(
+            "issuance.changed",
+            "The record kept changing while the document was being made; try again.",
+            "証明書の作成中に記録が変更されました。もう一度お試しください。",
+        )
+
+    def _check_deadline(self, request: IssueRequest) -> None:
+        if request.deadline is not None and self._clock.now() >= request.deadline:
+            # The requester has given up (the kiosk's session is over): roll everything back,
+            # so no document exists that nobody will print (I1: a timeout aborts the whole).
+            raise _refuse(
+                "issuance.timeout",
+                "The request ran past its deadline; nothing was issued.",
+                "処理が時間内に終わらなかったため、交付していません。",
+                status=504,
+            )
 
     @staticmethod
     def _check(request: IssueRequest) -> None:
@@ -162,13 +238,17 @@ class IssuanceService:
             replay=True,
         )
 
-    def _issue(
-        self, conn: Connection, request: IssueRequest, signer: DocumentSigner, subject_key: bytes
-    ) -> Issued:
-        if request.request_key is not None:
-            replayed = self._replay(conn, request)
-            if replayed is not None:
-                return replayed
+    def _facts(
+        self,
+        conn: Connection,
+        request: IssueRequest,
+        subject_key: bytes,
+        today: dt.date,
+        *,
+        lock: bool,
+    ) -> _Facts:
+        """Everything the document says, read from the register on `conn`, after the refusal
+        rules. With `lock`, the rows are held (FOR SHARE) until the transaction ends."""
         code = request.municipality_code
         place = conn.execute(
             select(m.municipalities).where(m.municipalities.c.code == code)
@@ -180,55 +260,48 @@ class IssuanceService:
                 "該当する市区町村がありません。",
                 field="municipality_code",
             )
-        subject = self._resident(conn, code, request.resident_code)
-        now = self._clock.now().astimezone(JST)
-        self._refusals(conn, request, subject, now.date())
-        people = self._people(conn, request, subject)
-        seal = self._seal(conn, request) if request.kind is DocumentKind.seal else None
+        subject = self._resident(conn, code, request.resident_code, lock)
+        self._refusals(conn, request, subject, today)
+        people = self._people(conn, request, subject, lock)
+        seal = self._seal(conn, request, lock) if request.kind is DocumentKind.seal else None
         head = None
         if request.kind is DocumentKind.residence:
             head = next(
                 (
                     _name(r)
-                    for r in self._household(conn, code, subject.household_id)
+                    for r in self._household(conn, code, subject.household_id, lock)
                     if r.relationship == _HEAD
                 ),
                 None,
             )
-        content = DocumentContent(
-            document_id=new_document_id(),
-            kind=request.kind,
-            municipality_code=code,
+        return _Facts(
             municipality_name=f"{place.prefecture}{place.name}",
-            issued_at=now.replace(microsecond=0).isoformat(),
+            resident_code=subject.resident_code,
             postal_code=subject.postal_code,
             address=subject.address,
-            head_of_household=head,
+            head=head,
             people=tuple(self._entry(r, request) for r in people),
             seal=seal,
             subject=subject_digest(subject_key, code, subject.resident_code),
-            channel=request.channel,
-            nonce=request.nonce,
-            card=request.card,
         )
-        pdf = signer.sign(render(content, self._base_url))
+
+    def _record(
+        self,
+        conn: Connection,
+        request: IssueRequest,
+        content: DocumentContent,
+        pdf: bytes,
+        now: dt.datetime,
+    ) -> Issued:
+        code = request.municipality_code
         digest = content.digest()
         fee = FEES[request.kind]
-        if request.deadline is not None and self._clock.now() >= request.deadline:
-            # The requester has given up (the kiosk's session is over): roll everything back,
-            # so no document exists that nobody will print (I1: a timeout aborts the whole).
-            raise _refuse(
-                "issuance.timeout",
-                "The request ran past its deadline; nothing was issued.",
-                "処理が時間内に終わらなかったため、交付していません。",
-                status=504,
-            )
         counter = request.channel == "counter"
         conn.execute(
             insert(m.issuances).values(
                 document_id=content.document_id,
                 municipality_code=code,
-                resident_code=subject.resident_code,
+                resident_code=request.resident_code,
                 kind=str(request.kind),
                 subject=content.subject,
                 content_digest=digest,
@@ -320,13 +393,12 @@ class IssuanceService:
     # -- reading the register (on the issuing transaction, rows held) -------------------------
 
     @staticmethod
-    def _resident(conn: Connection, code: str, resident_code: str) -> Row[Any]:
+    def _resident(conn: Connection, code: str, resident_code: str, lock: bool = True) -> Row[Any]:
         r = m.residents.c
-        row = conn.execute(
-            select(m.residents)
-            .where(r.municipality_code == code, r.resident_code == resident_code)
-            .with_for_update(read=True)
-        ).first()
+        query = select(m.residents).where(
+            r.municipality_code == code, r.resident_code == resident_code
+        )
+        row = conn.execute(query.with_for_update(read=True) if lock else query).first()
         if row is None:
             raise NotFoundError(
                 "resident.not_found",
@@ -337,20 +409,18 @@ class IssuanceService:
         return row
 
     @staticmethod
-    def _household(conn: Connection, code: str, household_id: str) -> list[Row[Any]]:
+    def _household(conn: Connection, code: str, household_id: str, lock: bool) -> list[Row[Any]]:
         r = m.residents.c
-        return list(
-            conn.execute(
-                select(m.residents)
-                .where(
-                    r.municipality_code == code,
-                    r.household_id == household_id,
-                    r.status == "active",
-                )
-                .order_by(r.resident_code)
-                .with_for_update(read=True)
-            ).all()
+        query = (
+            select(m.residents)
+            .where(
+                r.municipality_code == code,
+                r.household_id == household_id,
+                r.status == "active",
+            )
+            .order_by(r.resident_code)
         )
+        return list(conn.execute(query.with_for_update(read=True) if lock else query).all())
 
     def _refusals(
         self, conn: Connection, request: IssueRequest, subject: Row[Any], today: dt.date
@@ -403,12 +473,14 @@ class IssuanceService:
                 "本日異動があったため、コンビニ交付では取得できません。窓口でお申し込みください。",
             )
 
-    def _people(self, conn: Connection, request: IssueRequest, subject: Row[Any]) -> list[Row[Any]]:
+    def _people(
+        self, conn: Connection, request: IssueRequest, subject: Row[Any], lock: bool
+    ) -> list[Row[Any]]:
         if request.kind is not DocumentKind.residence or not (
             request.whole_household or request.members
         ):
             return [subject]
-        household = self._household(conn, request.municipality_code, subject.household_id)
+        household = self._household(conn, request.municipality_code, subject.household_id, lock)
         if request.whole_household:
             chosen = household
         else:
@@ -425,9 +497,9 @@ class IssuanceService:
         # The head first, then by code: the order of the register's household.
         return sorted(chosen, key=lambda r: (r.relationship != _HEAD, r.resident_code))
 
-    def _seal(self, conn: Connection, request: IssueRequest) -> SealEntry:
+    def _seal(self, conn: Connection, request: IssueRequest, lock: bool) -> SealEntry:
         active = self._seals.active_seal(
-            conn, request.municipality_code, request.resident_code, lock=True
+            conn, request.municipality_code, request.resident_code, lock=lock
         )
         if active is None:
             ended = conn.execute(

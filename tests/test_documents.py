@@ -458,3 +458,60 @@ def test_a_register_that_keeps_changing_gives_up(
     )
     assert code_of(lambda: platform.issuance.issue(request(rc))) == "issuance.changed"
     assert issuances(platform) == 0
+
+
+def test_hostile_content_and_places(platform: Platform, tmp_path: Path) -> None:
+    """Found in review: an unsigned PDF whose attached JSON has the wrong types is a finding,
+    never an error; a municipality that does not exist gets no signing key; the recorded time
+    is the document's own on SQLite too."""
+    from fpdf import FPDF
+
+    from mynumber.documents.content import canonical_json
+    from mynumber.documents.render import ATTACHMENT
+
+    for bad in ({"document_id": 123}, {"issued_at": 5}, {"people": [{"sex": True}]}):
+        raw: dict[str, Any] = {
+            "format": "mynumber-document/1",
+            "document_id": "0" * 26,
+            "kind": "juminhyo",
+            "municipality_code": MUNI,
+            "municipality_name": "x",
+            "issued_at": "2026-12-06T10:00:00+09:00",
+            "postal_code": "1600023",
+            "address": "x",
+            "head_of_household": None,
+            "people": [],
+            "seal": None,
+            "subject": "s",
+            "channel": "kiosk",
+            "nonce": None,
+            "card": None,
+        }
+        raw.update(bad)
+        fake = FPDF()
+        fake.add_page()
+        fake.embed_file(bytes=canonical_json(raw), basename=ATTACHMENT)
+        check = platform.verify_document(bytes(fake.output()))
+        assert not check.ok and check.content_problem == "document.content", bad
+    rc = register(platform)
+    assert code_of(
+        lambda: platform.issuance.issue(IssueRequest(DocumentKind.residence, "999999", rc, "窓口1"))
+    ) == ("municipality.not_found")
+    assert not (platform.settings.data_dir / "signers" / "999999-cert.pem").exists()
+    issued = platform.issuance.issue(request(rc))
+    record = platform.issuance.record(issued.document_id)
+    assert record is not None and record["issued_at"] == issued.issued_at
+
+
+def test_the_cli_checks_the_output_before_issuing(platform: Platform, tmp_path: Path) -> None:
+    """Found in review: the PDF could not be written after the fee was charged. Now a path
+    that cannot be written (its "directory" is a file: refused even to root) issues nothing."""
+    rc = register(platform)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    r = run_cli(platform, "certificate", "issue", "--resident-code", rc,
+                "--operator", "窓口3", "--out", str(blocker / "x.pdf"))  # fmt: skip
+    assert r.returncode == 1 and "file.unwritable" in r.stderr and "Traceback" not in r.stderr
+    assert issuances(platform) == 0
+    unreadable = run_cli(platform, "verify-document", str(tmp_path))  # a directory
+    assert unreadable.returncode == 1 and "Traceback" not in unreadable.stderr

@@ -107,12 +107,21 @@ def test_a_card_holder_prints_both_documents(
             select(mm.issuances.c.pdf).where(mm.issuances.c.document_id == cancelled.document_id)
         ).scalar_one()
     assert platform.verify_document(bytes(pdf)).record is RecordStatus.not_printed
+    # and what its QR code opens says so too (found in review)
+    digest = platform.issuance.record(cancelled.document_id)
+    assert digest is not None
+    page = httpx.get(
+        f"{base_url}/api/documents/{cancelled.document_id}",
+        params={"digest": digest["content_digest"]},
+    ).json()
+    assert page["record"] == "not_printed"
 
 
 def test_one_order_per_session_and_a_retry_gets_the_same_document(
     platform: Platform, clock: FixedClock, base_url: str, kiosk_token: str, tmp_path: Path
 ) -> None:
     _, chip = holder(platform, clock)
+    _, intruder = holder(platform, clock)
     with client(platform, base_url, kiosk_token, clock) as k:
         session = k.open_session()
         first = k.run(chip, AUTH_PIN, RESIDENCE, tmp_path / "a.pdf", session=session)
@@ -134,6 +143,23 @@ def test_one_order_per_session_and_a_retry_gets_the_same_document(
         )
         assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
         assert again.content == first.path.read_bytes()
+        # the same statement signed by another card (found in review): another request in a
+        # spent session, refused — not a retry, not a second document on the same nonce
+        forged = {
+            **body,
+            "certificate": base64.b64encode(
+                intruder.certificate(KeyKind.AUTHENTICATION).public_bytes(
+                    serialization.Encoding.DER
+                )
+            ).decode(),
+            "signature": base64.b64encode(
+                intruder.authenticate(statement_digest(sid, "kiosk-T1", nonce, RESIDENCE), AUTH_PIN)
+            ).decode(),
+        }
+        stolen = httpx.post(
+            f"{base_url}/api/kiosk/sessions/{sid}/document", json=forged, headers=headers
+        )
+        assert stolen.status_code == 409 and stolen.json()["code"] == "kiosk.session_used"
         # a second, different order in the spent session is refused
         assert code_of(
             lambda: k.run(chip, AUTH_PIN, SEAL, tmp_path / "b.pdf", session=session)
@@ -264,3 +290,11 @@ def test_the_kiosk_cli_prints(
     )  # fmt: skip
     assert bad.returncode == 1 and "card." in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "no.pdf").exists()
+    # the "printer" cannot write (--out is a directory): a clear refusal, reported aborted
+    jammed = run_cli(
+        platform, "kiosk", "--chip", chip.chip_id, "--out", str(tmp_path),
+        "--kind", "juminhyo", "--yes", "--url", base_url, "--token", kiosk_token,
+        env={"MYNUMBER_AUTH_PIN": AUTH_PIN}, database=False,
+    )  # fmt: skip
+    assert jammed.returncode == 1 and "file.unwritable" in jammed.stderr
+    assert "Traceback" not in jammed.stderr and outcomes(platform) == ["aborted", "printed"]

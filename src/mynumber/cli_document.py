@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +35,15 @@ Operator = Annotated[str, typer.Option("--operator", help="The clerk (recorded).
 Municipality = Annotated[
     str, typer.Option("--municipality", help="Municipality code (default: 新宿区 131041).")
 ]
+
+
+def _unwritable(path: Path, e: OSError) -> ValidationError:
+    return ValidationError(
+        "file.unwritable",
+        f"Cannot write {path}: {e.strerror}",
+        f"{path} に書き込めません: {e.strerror}",
+        field="out",
+    )
 
 
 @certificate_app.command("issue")
@@ -67,6 +78,15 @@ def certificate_issue(
 ) -> None:
     """Issue a signed certificate at the counter and write it as a PDF."""
     try:
+        # Make sure the PDF can be written before anything is issued (and charged).
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=out_file.parent, prefix=".issue-", suffix=".pdf")
+        os.close(fd)
+    except OSError as e:
+        fail(_unwritable(out_file, e))
+        return
+    tmp = Path(tmp_name)
+    try:
         with platform_for(data_dir, database_url) as p:
             issued = p.issuance.issue(
                 IssueRequest(
@@ -81,19 +101,14 @@ def certificate_issue(
                     request_key=request_key,
                 )
             )
-        out_file.parent.mkdir(parents=True, exist_ok=True)
-        out_file.write_bytes(issued.pdf)
+        tmp.write_bytes(issued.pdf)
+        os.replace(tmp, out_file)
     except OSError as e:
-        fail(
-            ValidationError(
-                "file.unwritable",
-                f"Cannot write {out_file}: {e.strerror}",
-                f"{out_file} に書き込めません: {e.strerror}",
-                field="out",
-            )
-        )
+        fail(_unwritable(out_file, e))
     except MynumberError as e:
         fail(e)
+    finally:
+        tmp.unlink(missing_ok=True)
     out.print(
         f"{'reissued (same request key)' if issued.replay else 'issued'} / 交付しました: "
         f"{escape(issued.kind.title_ja)} {issued.document_id}\n"
@@ -165,8 +180,16 @@ def verify_document(
                 f"ファイルがありません: {file}",
                 field="file",
             )
-        with file.open("rb") as f:
-            data = f.read(MAX_PDF_BYTES + 1)
+        try:
+            with file.open("rb") as f:
+                data = f.read(MAX_PDF_BYTES + 1)
+        except OSError as e:
+            raise ValidationError(
+                "file.unreadable",
+                f"Cannot read {file}: {e.strerror}",
+                f"{file} を読み取れません: {e.strerror}",
+                field="file",
+            ) from None
         if len(data) > MAX_PDF_BYTES:
             raise ValidationError(
                 "document.too_large",

@@ -145,6 +145,16 @@ def kiosk(
     except MynumberError as e:
         fail(e)
         return
+    except OSError as e:  # the "printer": --out cannot be written (reported aborted already)
+        fail(
+            ValidationError(
+                "file.unwritable",
+                f"Cannot write {out_file}: {e.strerror}; nothing was printed.",
+                f"{out_file} に書き込めません（{e.strerror}）。印刷していません。",
+                field="out",
+            )
+        )
+        return
     if printed is None:
         err.print("取り消しました。印刷していません / cancelled, nothing printed")
         raise typer.Exit(1)

@@ -115,7 +115,7 @@ class SignatureOut(BaseModel):
 class VerificationOut(BaseModel):
     ok: bool
     signature: SignatureOut
-    record: str = Field(description="matches | missing | differs | not_checked")
+    record: str = Field(description="matches | missing | differs | not_printed | not_checked")
     document_id: str | None = None
     kind: str | None = None
     municipality_code: str | None = None
@@ -169,7 +169,7 @@ async def _in_thread(p: Any, data: bytes) -> dict[str, Any]:
 
 
 class RecordOut(BaseModel):
-    record: str = Field(description="matches | missing | differs")
+    record: str = Field(description="matches | missing | differs | not_printed")
     kind: str | None = None
     municipality_code: str | None = None
     issued_at: str | None = None
@@ -181,6 +181,8 @@ def _record(p: Any, document_id: str, digest: str) -> dict[str, Any]:
         return {"record": "missing"}
     if found["content_digest"] != digest.lower():
         return {"record": "differs"}
+    if found["outcome"] not in ("handed", "printed"):
+        return {"record": "not_printed"}  # a kiosk never printed it: the paper does not exist
     return {
         "record": "matches",
         "kind": found["kind"],

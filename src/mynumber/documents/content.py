@@ -10,6 +10,7 @@ record. Nothing here does I/O."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 import hashlib
 import hmac
@@ -139,6 +140,41 @@ def _invalid(en: str, ja: str) -> ValidationError:
     return ValidationError("document.content", en, ja, field="document")
 
 
+def _is(value: object, kind: type, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if type(value) is not kind:  # not isinstance: True is not a sex code
+        raise TypeError(f"{kind.__name__} expected")
+
+
+def _check_types(c: DocumentContent) -> None:
+    """Anyone's file: every field must have its type, so nothing downstream meets a surprise."""
+    for name in (
+        "document_id",
+        "municipality_code",
+        "municipality_name",
+        "issued_at",
+        "postal_code",
+        "address",
+        "subject",
+        "channel",
+        "format",
+    ):
+        _is(getattr(c, name), str)
+    for name in ("head_of_household", "nonce", "card"):
+        _is(getattr(c, name), str, optional=True)
+    dt.datetime.fromisoformat(c.issued_at)
+    for p in c.people:
+        for name in ("name", "kana", "birth_date", "resident_since"):
+            _is(getattr(p, name), str)
+        _is(p.sex, int)
+        _is(p.relationship, str, optional=True)
+        _is(p.individual_number, str, optional=True)
+    if c.seal is not None:
+        for name in ("media_type", "image_digest", "image_b64"):
+            _is(getattr(c.seal, name), str)
+
+
 def parse_content(data: bytes) -> DocumentContent:
     """The content embedded in a document, checked for shape; ``document.content`` (422)
     otherwise. Its digest is over `data` as given, so a re-encoded file does not match."""
@@ -153,6 +189,7 @@ def parse_content(data: bytes) -> DocumentContent:
         seal = None if seal_raw is None else SealEntry(**seal_raw)
         kind = DocumentKind(raw.pop("kind"))
         content = DocumentContent(kind=kind, people=people, seal=seal, **raw)
+        _check_types(content)
     except (UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise _invalid(
             "The document's embedded content is not a mynumber document.",

@@ -19,6 +19,7 @@ from fpdf.fonts import SubsetMap, TTFFont
 from mynumber.dates import to_wareki
 from mynumber.documents.content import DocumentContent, DocumentKind, PersonEntry, qr_payload
 from mynumber.documents.font import FONT_FAMILY, font_for
+from mynumber.errors import ConflictError
 
 __all__ = ["ATTACHMENT", "render"]
 
@@ -149,7 +150,14 @@ def render(content: DocumentContent, base_url: str) -> bytes:
         x, y = pdf.get_x(), pdf.get_y()
         pdf.cell(40, 40, "", border=1, new_x="LMARGIN", new_y="NEXT")
         image = io.BytesIO(base64.b64decode(content.seal.image_b64))
-        pdf.image(image, x=x + 2, y=y + 2, w=36, h=36, keep_aspect_ratio=True)
+        try:
+            pdf.image(image, x=x + 2, y=y + 2, w=36, h=36, keep_aspect_ratio=True)
+        except Exception as exc:  # a seal registered before images were decoded on entry
+            raise ConflictError(
+                "document.seal_image",
+                "The registered seal image cannot be printed: register the seal again.",
+                "登録されている印影の画像を印刷できません。印鑑を登録し直してください。",
+            ) from exc
 
     pdf.ln(8)
     pdf.set_x(_LEFT)

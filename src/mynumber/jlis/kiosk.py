@@ -171,9 +171,11 @@ class KioskCentre:
             ).rowcount
             if not won:
                 again = conn.execute(
-                    select(t.c.statement_digest).where(t.c.session_id == session_id)
-                ).scalar_one()
-                if again != digest.hex():
+                    select(t.c.statement_digest, t.c.serial).where(t.c.session_id == session_id)
+                ).one()
+                # a retry is the same statement signed by the same card: another card's
+                # signature over it is another request, in a spent session
+                if (again.statement_digest, again.serial) != (digest.hex(), serial_hex(serial)):
                     raise _session_refused(
                         "kiosk.session_used",
                         "This session has already been used for another order.",

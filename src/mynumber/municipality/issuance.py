@@ -54,7 +54,14 @@ from mynumber.vault import NumberVault
 __all__ = ["FEES", "IssuanceService", "IssueRequest", "Issued", "Signers"]  # re-exported
 
 _HEAD = "世帯主"
-_SAME_DAY = ("birth", "move_in", "move_within", "name_change", "household_change")
+_SAME_DAY = (
+    "birth",
+    "move_in",
+    "move_within",
+    "name_change",
+    "household_change",
+    "number_changed",
+)
 """Changes a kiosk does not certify on the day they were recorded (the record is being
 settled; the counter can). A migration from a legacy register (import) or a number's
 assignment is not a change of the record's content."""
@@ -128,6 +135,8 @@ class IssuanceService:
         ``resident.not_found`` (404) or a 422 for a malformed request; nothing is recorded
         then."""
         self._check(request)
+        with self.engine.connect() as conn:  # before a signing key is made for it
+            self._place(conn, request.municipality_code)
         signer, subject_key = self._signers(request.municipality_code)
         if request.request_key is not None:
             with self.engine.connect() as conn:
@@ -250,16 +259,7 @@ class IssuanceService:
         """Everything the document says, read from the register on `conn`, after the refusal
         rules. With `lock`, the rows are held (FOR SHARE) until the transaction ends."""
         code = request.municipality_code
-        place = conn.execute(
-            select(m.municipalities).where(m.municipalities.c.code == code)
-        ).first()
-        if place is None:
-            raise NotFoundError(
-                "municipality.not_found",
-                "No such municipality.",
-                "該当する市区町村がありません。",
-                field="municipality_code",
-            )
+        place = self._place(conn, code)
         subject = self._resident(conn, code, request.resident_code, lock)
         self._refusals(conn, request, subject, today)
         people = self._people(conn, request, subject, lock)
@@ -284,6 +284,20 @@ class IssuanceService:
             seal=seal,
             subject=subject_digest(subject_key, code, subject.resident_code),
         )
+
+    @staticmethod
+    def _place(conn: Connection, code: str) -> Row[Any]:
+        place = conn.execute(
+            select(m.municipalities).where(m.municipalities.c.code == code)
+        ).first()
+        if place is None:
+            raise NotFoundError(
+                "municipality.not_found",
+                "No such municipality.",
+                "該当する市区町村がありません。",
+                field="municipality_code",
+            )
+        return place
 
     def _record(
         self,
@@ -313,9 +327,10 @@ class IssuanceService:
                 request_key=request.request_key,
                 request_digest=request.digest(),
                 fee=fee,
-                issued_at=now,
+                # UTC: SQLite keeps a datetime's wall time and drops its offset
+                issued_at=now.astimezone(dt.UTC),
                 outcome="handed" if counter else "pending",
-                outcome_at=now if counter else None,
+                outcome_at=now.astimezone(dt.UTC) if counter else None,
                 pdf=pdf,
             )
         )
@@ -327,7 +342,7 @@ class IssuanceService:
                     amount=fee,
                     channel=request.channel,
                     requester=request.requester,
-                    charged_at=now,
+                    charged_at=now.astimezone(dt.UTC),
                 )
             )
         return Issued(
@@ -349,7 +364,7 @@ class IssuanceService:
         outcome is a no-op, of the other outcome ``issuance.already_reported``."""
         t = m.issuances
         outcome = "printed" if printed else "aborted"
-        now = self._clock.now()
+        now = self._clock.now().astimezone(dt.UTC)
         with writing(self.engine) as conn:
             row = conn.execute(
                 select(t.c.outcome, t.c.fee, t.c.channel, t.c.requester)
@@ -625,7 +640,7 @@ class IssuanceService:
                     since=today,
                     until=until,
                     operator=operator,
-                    recorded_at=self._clock.now(),
+                    recorded_at=self._clock.now().astimezone(dt.UTC),
                 )
             )
 

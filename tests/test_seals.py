@@ -251,3 +251,22 @@ def test_the_cli_registers_abolishes_and_shows_the_history(
     r = seal_cli(platform, "history", "--resident-code", rc)
     assert r.returncode == 0 and "registered" in r.stdout and "本人の申請" in r.stdout
     assert "1 seals" in r.stdout
+
+
+def test_a_closed_record_ends_its_seal_in_the_same_transaction(platform: Platform) -> None:
+    """職権抹消: a move-out or a death ends the seal registration with the event itself."""
+    gone, dead, stays = (register(platform, given=g) for g in ("一", "二", "三"))
+    for i, rc in enumerate((gone, dead, stays)):
+        platform.seals.register(MUNI, rc, PNG, f"E000{i}", "clerk")
+    change(platform, gone, EventKind.MOVE_OUT, {"destination": "大阪府大阪市北区"})
+    change(platform, dead, EventKind.DEATH)
+    for rc, kind in ((gone, "move_out"), (dead, "death")):
+        (seal,) = platform.seals.history(MUNI, rc)
+        assert seal["state"] == "abolished"
+        ended = seal["events"][-1]
+        assert ended["operator"] == "system" and ended["reason"] == f"職権抹消 ({kind})"
+    assert platform.seals.history(MUNI, stays)[0]["state"] == "active"
+    # the register's event says which seal it ended
+    events = platform.municipality.events(MUNI, 0, 1000)
+    closing = [e for e in events if e["kind"] in ("move_out", "death")]
+    assert len(closing) == 2 and all("seal_ended" in e.get("detail", {}) for e in closing)

@@ -3,8 +3,9 @@
 A resident registers one seal: its image (PNG or JPEG), the image's SHA-256 digest, and the
 number of the registration card (印鑑登録証) issued with it. A person has at most one active
 seal; the database enforces it (a partial unique index), so two clerks registering at once
-cannot both succeed. A seal ends by abolition (廃止, at the person's request; ending it when
-they move out or die is still to come) or loss (亡失, of the card); an ended seal never comes back — a new registration is a new seal.
+cannot both succeed. A seal ends by abolition (廃止, at the person's request, or by the register itself when the
+record closes: a move-out or a death, in the event's own transaction) or loss (亡失, of the
+card); an ended seal never comes back — a new registration is a new seal.
 Every change is an event in ``seal_events`` with its operator and time: the history a
 certificate's issuance is checked against (DESIGN I2: issuance reads this table in its own
 transaction, never a copy).
@@ -328,6 +329,39 @@ class SealService:
                 at=self.clock.now(),
             )
         )
+
+
+def end_for_closed_record(
+    conn: Connection, municipality_code: str, resident_code: str, event_kind: str, at: dt.datetime
+) -> int | None:
+    """職権抹消: the register closes a person's record (a move-out, a death), so their seal
+    registration ends with it, in the same transaction as the event. Returns the seal ended,
+    if there was one. The operator recorded is the system, the reason names the event."""
+    s = m.seals.c
+    seal_id = conn.execute(
+        select(s.seal_id)
+        .where(
+            s.municipality_code == municipality_code,
+            s.resident_code == resident_code,
+            s.state == "active",
+        )
+        .with_for_update()
+    ).scalar_one_or_none()
+    if seal_id is None:
+        return None
+    conn.execute(update(m.seals).where(s.seal_id == seal_id).values(state="abolished", ended_at=at))
+    conn.execute(
+        insert(m.seal_events).values(
+            seal_id=seal_id,
+            municipality_code=municipality_code,
+            resident_code=resident_code,
+            kind="abolished",
+            operator="system",
+            reason=f"職権抹消 ({event_kind})",
+            at=at,
+        )
+    )
+    return int(seal_id)
 
 
 def _card_taken() -> ConflictError:

@@ -32,6 +32,7 @@ from mynumber.municipality.domain import (
     validate_resident,
 )
 from mynumber.municipality.interface import IdentityEvent, IdentitySnapshot
+from mynumber.municipality.seals import end_for_closed_record
 from mynumber.numbers import mask, parse_municipality
 from mynumber.vault import NumberVault
 
@@ -513,6 +514,10 @@ class MunicipalityService:
             values.update(status=new_status, status_since=occurred)
         r = m.residents
         conn.execute(update(r).where(r.c.id == row.id).values(values))
+        if new_status != Status.ACTIVE:  # the record closes: so does its seal registration
+            ended = end_for_closed_record(conn, code, resident_code, str(kind), self.clock.now())
+            if ended is not None:
+                detail["seal_ended"] = ended
         merged = {**dict(row._mapping), **values}
         seq = self._insert_event(
             conn, code, resident_code, kind, occurred, note.notified_on, note.late, merged, detail

@@ -310,6 +310,7 @@ def test_over_http_issue_check_and_the_page(platform: Platform, settings: Settin
         tampered = r.content.replace(b"/Reason", b"/Reasox", 1)
         upload = http.post("/verify", files={"document": ("x.pdf", tampered, "application/pdf")})
         assert "この証明書は確認できません" in upload.text
+        assert 'href="/verify' in http.get("/").text  # the landing page leads there
         crl = http.get("/api/jlis/lgpki/crl")
         assert crl.headers["content-type"] == "application/pkix-crl" and len(crl.content) > 100
 

@@ -504,9 +504,11 @@ def serve(
     out.print(f"\n  mynumber is running at [bold]{url}[/bold]   (API docs: {url}docs)")
     out.print(f"  data: {s.data_dir}   demo staff token: {token_file}")
     if seed_residents and seed_cards and demo_chip:
+        here = url.rstrip("/")
+        to = "" if here == s.base_url.rstrip("/") else f" --url {here}"
         out.print(
             f"  kiosk: mynumber kiosk --chip {demo_chip} --out juminhyo.pdf --data-dir {s.data_dir}"
-            f"   (PIN: {s.data_dir / 'cards' / 'DEMO-PINS.csv'})"
+            f"{to}   (PIN: {s.data_dir / 'cards' / 'DEMO-PINS.csv'})"
         )
         out.print(f"  check a document: {url}verify  or  mynumber verify-document FILE.pdf")
     out.print("")

@@ -5,6 +5,7 @@ kiosk can print a 印鑑登録証明書 on `make run`. Idempotent: people with a
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from pathlib import Path
 
@@ -20,6 +21,11 @@ __all__ = ["impression", "seed_seals"]
 _RED = (196, 30, 40)
 
 
+@functools.cache
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(font_path()), size)  # parsed once per size, not per person
+
+
 def impression(family_name: str, size: int = 240) -> bytes:
     """A PNG seal impression: a ring with the name written top to bottom."""
     img = Image.new("RGB", (size, size), "white")
@@ -27,7 +33,7 @@ def impression(family_name: str, size: int = 240) -> bytes:
     draw.ellipse((6, 6, size - 7, size - 7), outline=_RED, width=max(4, size // 30))
     chars = list(family_name.replace(" ", "").replace("\u3000", ""))[:3] or ["印"]
     cell = int(size * 0.62 / len(chars))
-    font = ImageFont.truetype(str(font_path()), max(12, cell))
+    font = _font(max(12, cell))
     top = (size - cell * len(chars)) // 2
     for i, ch in enumerate(chars):
         box = draw.textbbox((0, 0), ch, font=font)

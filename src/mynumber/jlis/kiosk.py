@@ -33,7 +33,7 @@ from mynumber.db import writing
 from mynumber.documents.issue import Issued, IssueRequest
 from mynumber.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from mynumber.jlis import models as m
-from mynumber.jlis.pki import PkiService, serial_hex
+from mynumber.jlis.pki import PkiService, serial_hex, stored_utc
 from mynumber.kiosk.protocol import KIOSK_ID, KioskOrder, card_fingerprint, statement_digest
 from mynumber.relying.ocsp_client import LocalStatusSource
 from mynumber.relying.verify import Trust, verify_authentication
@@ -69,13 +69,6 @@ def check_kiosk_id(kiosk_id: str) -> str:
 
 def _session_refused(code: str, en: str, ja: str) -> ConflictError:
     return ConflictError(code, en, ja, field="session_id")
-
-
-def _utc(at: Any) -> dt.datetime:
-    if isinstance(at, str):
-        at = dt.datetime.fromisoformat(at)
-    assert isinstance(at, dt.datetime)
-    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
 class KioskCentre:
@@ -147,7 +140,7 @@ class KioskCentre:
         row = self._session(session_id, kiosk_id)
         nonce = base64.b64decode(row.nonce)
         now = self._clock.now()
-        expires_at = _utc(row.expires_at)
+        expires_at = stored_utc(row.expires_at)
         if now >= expires_at:
             raise _session_refused(
                 "kiosk.session_expired",

@@ -23,7 +23,7 @@ from mynumber.db import writing
 from mynumber.errors import NotFoundError
 from mynumber.jlis import models as m
 from mynumber.jlis.ca import CertificateAuthority, RevocationEntry
-from mynumber.jlis.pki import serial_hex
+from mynumber.jlis.pki import serial_hex, stored_utc
 from mynumber.keystore import Keystore, file_lock
 
 __all__ = ["ORGANISATION", "OrganisationAuthority"]
@@ -138,7 +138,7 @@ class OrganisationAuthority:
         entries = [
             RevocationEntry(
                 int(r.serial, 16),
-                r.revoked_at if r.revoked_at.tzinfo else r.revoked_at.replace(tzinfo=dt.UTC),
+                stored_utc(r.revoked_at),
                 x509.ReasonFlags(r.revocation_reason),
             )
             for r in rows

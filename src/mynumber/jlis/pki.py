@@ -131,7 +131,7 @@ def serial_hex(serial: int) -> str:
     return f"{serial:040X}"
 
 
-def _aware(at: dt.datetime) -> dt.datetime:
+def stored_utc(at: dt.datetime) -> dt.datetime:
     """A stored time as an aware UTC datetime (SQLite returns the UTC wall time, naive)."""
     return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
 
@@ -276,10 +276,10 @@ class PkiService:
                 kind=_KINDS[r.kind],
                 resident_code=r.resident_code,
                 chip_id=r.chip_id,
-                not_before=_aware(r.not_before),
-                not_after=_aware(r.not_after),
+                not_before=stored_utc(r.not_before),
+                not_after=stored_utc(r.not_after),
                 status=r.status,
-                revoked_at=None if r.revoked_at is None else _aware(r.revoked_at),
+                revoked_at=None if r.revoked_at is None else stored_utc(r.revoked_at),
                 revocation_reason=(
                     None if r.revocation_reason is None else x509.ReasonFlags(r.revocation_reason)
                 ),
@@ -308,7 +308,7 @@ class PkiService:
         if isinstance(revoked_at, str):  # SQLite hands the raw column back as ISO text
             revoked_at = dt.datetime.fromisoformat(revoked_at)
         return CertStatus.revoked(
-            RevocationEntry(serial, _aware(revoked_at), x509.ReasonFlags(reason))
+            RevocationEntry(serial, stored_utc(revoked_at), x509.ReasonFlags(reason))
         )
 
     # -- revocation -------------------------------------------------------------------------
@@ -398,7 +398,9 @@ class PkiService:
             c = m.certificates.c
             entries = [
                 RevocationEntry(
-                    int(r.serial, 16), _aware(r.revoked_at), x509.ReasonFlags(r.revocation_reason)
+                    int(r.serial, 16),
+                    stored_utc(r.revoked_at),
+                    x509.ReasonFlags(r.revocation_reason),
                 )
                 for r in conn.execute(
                     select(c.serial, c.revoked_at, c.revocation_reason).where(
@@ -429,7 +431,7 @@ class PkiService:
             return False
         if row.built_revision != row.revision:
             return False
-        start, end = _aware(row.this_update), _aware(row.next_update)
+        start, end = stored_utc(row.this_update), stored_utc(row.next_update)
         return start <= now < start + (end - start) / 2
 
     def ocsp(self, request_der: bytes, kinds: frozenset[str] | None = None) -> bytes:

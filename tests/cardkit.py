@@ -48,6 +48,7 @@ def register(
     family: str = "髙橋",
     given: str = "一郎",
     address: str = "東京都新宿区西新宿二丁目8番1号",
+    **items: str,
 ) -> str:
     payload: dict[str, Any] = {
         "family_name": family,
@@ -57,6 +58,7 @@ def register(
         "birth_date": birth.isoformat(),
         "sex": "1",
         "address": address,
+        **items,
     }
     rc: str = p.municipality.record(MUNI, EventKind.MOVE_IN, payload)[1]["resident_code"]
     return rc

@@ -62,6 +62,11 @@ def issuances(p: Platform) -> int:
         return int(conn.execute(select(func.count()).select_from(m.issuances)).scalar_one())
 
 
+def residents(p: Platform) -> int:
+    with p.municipality.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(m.residents)).scalar_one())
+
+
 def household(p: Platform) -> tuple[str, str, str]:
     head = register(p)
     hid = p.municipality.get_resident(MUNI, head)["household_id"]
@@ -112,6 +117,54 @@ def test_a_residence_record_verifies_and_says_only_what_was_asked(platform: Plat
     assert all(p.individual_number and len(p.individual_number) == 12 for p in people)
     assert all("*" in n["individual_number"] for n in numbers.values())  # the view stays masked
     assert platform.verify_document(full.pdf).ok
+
+
+def test_domicile_only_when_asked_and_only_for_japanese_nationals(platform: Platform) -> None:
+    """本籍・筆頭者 (住基法7条5号): recorded for Japanese nationals, printed on a 住民票の写し
+    only when asked for; a foreign resident's record has none to print."""
+    base = {
+        "family_name": "佐藤",
+        "given_name": "健",
+        "family_name_kana": "サトウ",
+        "given_name_kana": "ケン",
+        "birth_date": "1980-04-01",
+        "sex": "1",
+        "address": "東京都千代田区一番町1番地",
+    }
+    rc = platform.municipality.record(
+        MUNI,
+        EventKind.MOVE_IN,
+        {**base, "domicile": "北海道札幌市中央区北一条西二丁目1番地", "domicile_head": "佐藤　健"},
+    )[1]["resident_code"]
+    assert platform.municipality.get_resident(MUNI, rc)["domicile_head"] == "佐藤 健"
+    plain = content_of(platform.issuance.issue(request(rc)).pdf).people[0]
+    assert plain.domicile is None and plain.domicile_head is None
+    issued = platform.issuance.issue(request(rc, domicile=True))
+    person = content_of(issued.pdf).people[0]
+    assert person.domicile == "北海道札幌市中央区北一条西二丁目1番地"
+    assert person.domicile_head == "佐藤 健"
+    assert platform.verify_document(issued.pdf).ok
+    # not on a seal certificate or a 記載事項証明書
+    platform.seals.register(MUNI, rc, PNG, "KD0001", "clerk")
+    for kind in (DocumentKind.seal, DocumentKind.residence_items):
+        assert code_of(
+            lambda kind=kind: platform.issuance.issue(request(rc, kind, domicile=True))
+        ) == ("issuance.options")
+    # a foreign resident has no 本籍: refused on entry; asked for, nothing is printed
+    foreign = {**base, "alphabet_name": "NGUYEN VAN AN", "nationality": "VN"}
+    before = residents(platform)
+    for bad, field in (
+        ({**foreign, "domicile": "東京都千代田区", "domicile_head": "NGUYEN"}, "domicile"),
+        ({**base, "domicile": "東京都千代田区"}, "domicile_head"),
+        ({**base, "domicile_head": "佐藤 健"}, "domicile"),
+    ):
+        with pytest.raises(MynumberError) as e:
+            platform.municipality.record(MUNI, EventKind.MOVE_IN, bad)
+        assert e.value.code.startswith("domicile.") and e.value.field == field, e.value
+    assert residents(platform) == before  # nothing half-written
+    vn = platform.municipality.record(MUNI, EventKind.MOVE_IN, foreign)[1]["resident_code"]
+    person = content_of(platform.issuance.issue(request(vn, domicile=True)).pdf).people[0]
+    assert person.domicile is None and person.domicile_head is None
 
 
 def test_a_household_member_from_elsewhere_is_refused_and_nothing_is_written(

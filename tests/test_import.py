@@ -268,7 +268,13 @@ def test_export_reimport_round_trips_every_field(
     tmp_path: Path,
 ) -> None:
     tricky = [
-        person(family_name="𠮷田", given_name="髙志", given_name_kana="タカシ"),
+        person(
+            family_name="𠮷田",
+            given_name="髙志",
+            given_name_kana="タカシ",
+            domicile="大阪府大阪市北区中之島一丁目3番",
+            domicile_head="𠮷田 髙志",
+        ),
         person(
             family_name="グエン",
             given_name="ヴァン アン",
@@ -298,6 +304,11 @@ def test_export_reimport_round_trips_every_field(
         )
     assert report.errors == []
     assert report.imported == len(first)
+    again = {r["resident_code"]: r for r in export_residents(other.municipality)}
+    assert {r["resident_code"]: r for r in first} == again
+    assert [r["domicile_head"] for r in first if r["domicile"].startswith("大阪府")] == [
+        "𠮷田 髙志"
+    ]
     second = list(export_residents(other.municipality))
     key: Callable[[Row], str] = lambda r: r["resident_code"]  # noqa: E731
     assert sorted(second, key=key) == sorted(first, key=key)
@@ -443,6 +454,8 @@ REFUSED = [
     ("municipality_code", "131042", "municipality.check_digit"),
     ("nationality", "VNM", "nationality.invalid"),
     ("period_of_stay_end", "someday", "date.format"),
+    ("domicile", "東京都\x07千代田区", "text.invalid_character"),
+    ("domicile_head", "佐藤1号", "name.invalid_character"),
     ("household_id", "x" * 41, "field.too_long"),
 ]
 

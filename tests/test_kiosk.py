@@ -27,7 +27,7 @@ from mynumber.documents.content import DocumentKind
 from mynumber.documents.verify import RecordStatus
 from mynumber.errors import MynumberError
 from mynumber.kiosk.client import KioskClient
-from mynumber.kiosk.protocol import KioskOrder, statement_digest
+from mynumber.kiosk.protocol import KioskOrder, check_for_print, statement_digest
 from mynumber.municipality import models as mm
 from mynumber.platform import Platform
 from relykit import serve
@@ -39,9 +39,9 @@ RESIDENCE = KioskOrder(DocumentKind.residence)
 SEAL = KioskOrder(DocumentKind.seal)
 
 
-def holder(p: Platform, clock: FixedClock, *, seal: bool = True) -> tuple[str, Any]:
+def holder(p: Platform, clock: FixedClock, *, seal: bool = True, **items: str) -> tuple[str, Any]:
     """A resident with a card (and a seal), a day after moving in."""
-    rc = register(p)
+    rc = register(p, **items)
     card = active_card(p, rc)
     if seal:
         p.seals.register(MUNI, rc, PNG, f"K{rc[-6:]}", "clerk")
@@ -264,6 +264,92 @@ def test_the_kiosk_prints_only_what_passes_its_check(
     # one fee (the stale document's own print); every tampered order was reported aborted
     assert fees(platform) == 1
     assert outcomes(platform) == ["aborted"] * 3 + ["printed"]
+
+
+def test_the_kiosk_prints_only_what_was_chosen(
+    platform: Platform, clock: FixedClock, base_url: str, kiosk_token: str, tmp_path: Path
+) -> None:
+    """本籍 printed when chosen; and a document showing anything the person did not choose
+    (本籍, 続柄, the number, other people) is not printed even though validly signed."""
+    _, chip = holder(
+        platform, clock, domicile="京都府京都市上京区一条町1番地", domicile_head="髙橋 一郎"
+    )
+    chosen = KioskOrder(DocumentKind.residence, domicile=True, relationship=True)
+    with client(platform, base_url, kiosk_token, clock) as k:
+        printed = k.run(chip, AUTH_PIN, chosen, tmp_path / "a.pdf")
+    assert printed is not None
+    person = printed.content.people[0]
+    assert (person.domicile, person.domicile_head) == ("京都府京都市上京区一条町1番地", "髙橋 一郎")
+    assert person.relationship == "世帯主" and person.individual_number is None
+    pdf = printed.path.read_bytes()
+    crl = httpx.get(f"{base_url}/api/jlis/lgpki/crl").content
+
+    def check(order: KioskOrder) -> Any:
+        return check_for_print(
+            pdf,
+            nonce=base64.b64decode(printed.content.nonce or ""),
+            card=chip.certificate(KeyKind.AUTHENTICATION),
+            order=order,
+            trust_roots=[platform.lgpki.root],
+            crls=[crl],
+            at=clock.now(),
+        )
+
+    assert check(chosen).document_id == printed.document_id
+    for order in (
+        KioskOrder(DocumentKind.residence, relationship=True),
+        KioskOrder(DocumentKind.residence, domicile=True),
+        KioskOrder(DocumentKind.residence_items, domicile=True, relationship=True),
+    ):
+        assert code_of(lambda order=order: check(order)) == "kiosk.not_printed", order
+
+
+class Flaky(httpx.BaseTransport):
+    """A network where the first try of every request fails: dropped before it reaches the
+    centre, lost after the centre acted, or a proxy's bare 502 — in turn."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.seen: dict[tuple[str, str], int] = {}
+        self.faults = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        key = (request.method, request.url.path)
+        self.seen[key] = self.seen.get(key, 0) + 1
+        if self.seen[key] > 1:
+            return self.inner.handle_request(request)
+        self.faults += 1
+        fault = self.faults % 3
+        if fault == 0:
+            raise httpx.ConnectError("connection refused", request=request)
+        if fault == 1:
+            self.inner.handle_request(request).close()
+            raise httpx.ReadError("connection reset after the centre acted", request=request)
+        return httpx.Response(502, text="Bad Gateway")
+
+
+def test_the_kiosk_gets_through_a_flaky_network(
+    platform: Platform, clock: FixedClock, base_url: str, kiosk_token: str, tmp_path: Path
+) -> None:
+    """Every step's first try fails (the session, the order, the revocation list, the report):
+    the kiosk retries each with the same request, and one document is printed and charged."""
+    _, chip = holder(platform, clock)
+    net = Flaky()
+    with client(platform, base_url, kiosk_token, clock, transport=net) as k:
+        printed = k.run(chip, AUTH_PIN, RESIDENCE, tmp_path / "a.pdf")
+    assert printed is not None and printed.reported and printed.fee == 300
+    steps = {path.rsplit("/", 1)[-1] for _m, path in net.seen}
+    assert steps == {"sessions", "document", "crl", "report"}, steps
+    assert all(n == 2 for n in net.seen.values()), net.seen
+    assert fees(platform) == 1 and outcomes(platform) == ["printed"]
+    assert platform.verify_document(printed.path.read_bytes()).ok
+    # with no retries allowed, the same network stops the kiosk at its first step, nothing
+    # printed, nothing charged
+    with client(platform, base_url, kiosk_token, clock, transport=Flaky(), retries=0) as k:
+        assert code_of(lambda: k.run(chip, AUTH_PIN, RESIDENCE, tmp_path / "b.pdf")) == (
+            "kiosk.unreachable"
+        )
+    assert not (tmp_path / "b.pdf").exists() and fees(platform) == 1
 
 
 def test_the_kiosk_cli_prints(

@@ -345,6 +345,23 @@ def test_japanese_rows_have_no_foreign_items(rows: list[Row]) -> None:
     for r in rows:
         if not r["nationality"]:
             assert r["alphabet_name"] == r["residence_status"] == r["period_of_stay_end"] == ""
+        else:
+            assert r["domicile"] == r["domicile_head"] == "", r
+
+
+def test_japanese_rows_have_a_domicile_and_its_head(rows: list[Row]) -> None:
+    """本籍 and 筆頭者 for every Japanese national; the 筆頭者 is the household head for those
+    who share the head's family name."""
+    heads: dict[str, Row] = {}
+    for r in rows:
+        heads.setdefault(r["household_id"], r)
+        if r["nationality"]:
+            continue
+        assert r["domicile"].startswith("東京都") and r["domicile"].endswith("番地"), r
+        head = heads[r["household_id"]]
+        if r["family_name"] == head["family_name"] and not head["nationality"]:
+            assert r["domicile_head"] == f"{head['family_name']} {head['given_name']}", r
+        assert r["domicile_head"].split(" ")[0] in (r["family_name"], head["family_name"])
 
 
 # --- addresses ------------------------------------------------------------------------------------

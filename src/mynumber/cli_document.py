@@ -65,6 +65,9 @@ def certificate_issue(
     relationship: Annotated[
         bool, typer.Option("--relationship", help="住民票: print 続柄.")
     ] = False,
+    domicile: Annotated[
+        bool, typer.Option("--domicile", help="住民票: print 本籍・筆頭者.")
+    ] = False,
     individual_number: Annotated[
         bool,
         typer.Option("--individual-number", help="Print the individual number (explicit only)."),
@@ -97,6 +100,7 @@ def certificate_issue(
                     members=tuple(dict.fromkeys(member)) if member else None,
                     whole_household=household,
                     relationship=relationship,
+                    domicile=domicile,
                     individual_number=individual_number,
                     request_key=request_key,
                 )

@@ -73,6 +73,7 @@ def kiosk(
     ] = None,
     household: Annotated[bool, typer.Option(help="住民票: the whole household.")] = False,
     relationship: Annotated[bool, typer.Option(help="住民票: print 続柄.")] = False,
+    domicile: Annotated[bool, typer.Option(help="住民票: print 本籍・筆頭者.")] = False,
     individual_number: Annotated[
         bool, typer.Option("--individual-number", help="Print the individual number.")
     ] = False,
@@ -132,6 +133,7 @@ def kiosk(
         kind=kind,
         household=household,
         relationship=relationship,
+        domicile=domicile,
         individual_number=individual_number,
     )
 

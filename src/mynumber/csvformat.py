@@ -1,7 +1,8 @@
 """The residents CSV format of DESIGN.md, the surface users script against.
 
 The first thirteen columns are DESIGN.md's; the four after them are optional and hold the extra
-items the register keeps for foreign residents (住基法30条の45).
+items the register keeps for foreign residents (住基法30条の45), and the last two 本籍 and
+筆頭者, kept for Japanese nationals only (住基法7条5号).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ RESIDENT_COLUMNS: tuple[str, ...] = (
     "nationality",
     "residence_status",
     "period_of_stay_end",
+    # Japanese nationals only (empty for foreign residents)
+    "domicile",  # 本籍
+    "domicile_head",  # 筆頭者
 )
 # Required columns, each with the full-name column that may stand in for it.
 REQUIRED_COLUMNS: dict[str, str | None] = {

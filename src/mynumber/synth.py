@@ -618,6 +618,10 @@ def _kanji_number(n: int) -> str:
     return head + (_KANJI_DIGITS[ones] if ones else "")
 
 
+def _full(p: _Person) -> str:
+    return f"{p.family[0]} {p.given[0]}" if p.given[0] else p.family[0]
+
+
 def _address(rng: random.Random, municipality: Municipality, town: Town) -> str:
     base = municipality.prefecture + municipality.name + town.name
     hyphen = rng.random() < 0.7
@@ -684,6 +688,12 @@ def _generate(
         town = rng.choice(towns)
         address = _address(rng, municipality, town)
         household_id = f"{municipality.code}{household_no:06d}"
+        # 本籍 in the town, 筆頭者 the head for those who share the head's name (their 戸籍),
+        # else themselves; derived, not drawn, so the rest of the data stays as seeded
+        domicile = (
+            f"{municipality.prefecture}{municipality.name}{town.name}{household_no % 97 + 1}番地"
+        )
+        head = members[0]
         for p in members:
             if emitted >= n:
                 return
@@ -711,6 +721,8 @@ def _generate(
                 "nationality": p.culture.nationality,
                 "residence_status": p.status,
                 "period_of_stay_end": p.stay_end,
+                "domicile": "" if foreign else domicile,
+                "domicile_head": "" if foreign else _full(head if p.family == head.family else p),
             }
             emitted += 1
         if emitted >= n:

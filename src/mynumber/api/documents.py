@@ -52,6 +52,7 @@ class CertificateIn(BaseModel):
         default_factory=list, max_length=50, description="住民票: household members to include"
     )
     relationship: bool = Field(default=False, description="住民票: print 続柄")
+    domicile: bool = Field(default=False, description="住民票: print 本籍・筆頭者")
     individual_number: bool = Field(
         default=False, description="print the individual number (only on explicit request)"
     )
@@ -89,6 +90,7 @@ def issue_certificate(
             members=tuple(dict.fromkeys(body.members)) or None,
             whole_household=body.household,
             relationship=body.relationship,
+            domicile=body.domicile,
             individual_number=body.individual_number,
             request_key=key,
         )

@@ -80,7 +80,7 @@ def subject_digest(key: bytes, municipality_code: str, resident_code: str) -> st
 @dataclass(frozen=True, slots=True)
 class PersonEntry:
     """One person on a 住民票: always name, kana, birth date, sex and the day they became a
-    resident; relationship (続柄) and the individual number only when asked for."""
+    resident; relationship (続柄), 本籍・筆頭者 and the individual number only when asked for."""
 
     name: str
     kana: str
@@ -89,6 +89,8 @@ class PersonEntry:
     resident_since: str  # ISO: 住民となった年月日
     relationship: str | None = None
     individual_number: str | None = None
+    domicile: str | None = None  # 本籍
+    domicile_head: str | None = None  # 筆頭者
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +172,8 @@ def _check_types(c: DocumentContent) -> None:
         _is(p.sex, int)
         _is(p.relationship, str, optional=True)
         _is(p.individual_number, str, optional=True)
+        _is(p.domicile, str, optional=True)
+        _is(p.domicile_head, str, optional=True)
     if c.seal is not None:
         for name in ("media_type", "image_digest", "image_b64"):
             _is(getattr(c.seal, name), str)

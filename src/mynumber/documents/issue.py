@@ -28,6 +28,7 @@ class IssueRequest:
     )
     whole_household: bool = False  # 住民票: every active member of the household
     relationship: bool = False  # print 続柄
+    domicile: bool = False  # print 本籍・筆頭者 (Japanese nationals have them)
     individual_number: bool = False  # print the individual number (only on explicit request)
     nonce: str | None = None
     card: str | None = None
@@ -48,6 +49,8 @@ class IssueRequest:
             "nonce": self.nonce,
             "card": self.card,
         }
+        if self.domicile:  # added later: absent when not asked, so earlier digests still hold
+            body["domicile"] = True
         return hashlib.sha256(canonical_json(body)).hexdigest()
 
 

@@ -101,6 +101,9 @@ def _person(pdf: FPDF, n: int, p: PersonEntry, *, with_number: bool, seal: bool 
     _row(pdf, "生年月日・性別", f"{_date(p.birth_date)}  {_SEX.get(p.sex, str(p.sex))}")
     if p.relationship is not None:
         _row(pdf, "続柄", p.relationship)
+    if p.domicile is not None:
+        _row(pdf, "本籍", p.domicile)
+        _row(pdf, "筆頭者", p.domicile_head or "")
     if not seal:
         _row(pdf, "住民となった日", _date(p.resident_since))
     if with_number:

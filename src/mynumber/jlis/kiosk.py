@@ -206,6 +206,7 @@ class KioskCentre:
                 members=tuple(dict.fromkeys(order.members)) or None,
                 whole_household=order.household,
                 relationship=order.relationship,
+                domicile=order.domicile,
                 individual_number=order.individual_number,
                 nonce=base64.b64encode(nonce).decode("ascii"),
                 card=card_fingerprint(cert),

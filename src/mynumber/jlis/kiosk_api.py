@@ -45,6 +45,7 @@ class OrderIn(BaseModel):
     )
     relationship: bool = False
     individual_number: bool = False
+    domicile: bool = False
 
     def order(self) -> KioskOrder:
         return KioskOrder(
@@ -53,6 +54,7 @@ class OrderIn(BaseModel):
             members=tuple(dict.fromkeys(self.members)),
             relationship=self.relationship,
             individual_number=self.individual_number,
+            domicile=self.domicile,
         )
 
 

@@ -6,8 +6,9 @@ session with its own nonce. The flow of :meth:`KioskClient.run`:
 1. the card is inserted → a session (J-LIS's nonce);
 2. the person enters the 4-digit PIN and chooses a document → the card signs the statement
    naming session, kiosk, nonce and order;
-3. the order goes to J-LIS, which routes it; a network error is retried with the very same
-   order, which J-LIS answers with the very same document;
+3. the order goes to J-LIS, which routes it; a network error or a dead worker is retried
+   (a few times, waiting longer each time) with the very same order, which J-LIS answers with
+   the very same document;
 4. the kiosk checks the document (:func:`~mynumber.kiosk.protocol.check_for_print`): the
    municipal signature against the pinned LGPKI root and the current CRL, the nonce, the card,
    the kind. Anything wrong, or the session's time up, and nothing is printed;
@@ -75,7 +76,7 @@ class KioskClient:
         lgpki_root: x509.Certificate,
         *,
         timeout: float = 30.0,
-        retries: int = 1,
+        retries: int = 4,
         clock: Clock | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -101,13 +102,22 @@ class KioskClient:
 
     # -- HTTP ---------------------------------------------------------------------------------
 
-    def _post(self, path: str, body: dict[str, Any], retry: bool) -> httpx.Response:
-        attempts = 1 + (self._retries if retry else 0)
+    # Waits before each retry. A worker that dies takes every connection it held with it, and
+    # the supervisor needs a moment to replace it; the same request again is always safe (a
+    # session opened twice leaves one unused, which expires; an order or a report again is
+    # answered as the first was).
+    BACKOFF = (0.2, 0.5, 1.0, 2.0, 4.0)
+
+    def _send(self, method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
+        attempts = 1 + self._retries
         for attempt in range(attempts):
+            last = attempt + 1 == attempts
+            if attempt:
+                time.sleep(self.BACKOFF[min(attempt, len(self.BACKOFF)) - 1])
             try:
-                response = self._http.post(path, json=body)
+                response = self._http.request(method, path, json=body)
             except httpx.TransportError as exc:  # a timeout, a dropped connection
-                if attempt + 1 < attempts:
+                if not last:
                     continue
                 raise _stopped(
                     "kiosk.unreachable",
@@ -116,8 +126,8 @@ class KioskClient:
                     error=type(exc).__name__,
                 ) from None
             ours = "problem+json" in response.headers.get("content-type", "")
-            if response.status_code >= 500 and not ours and attempt + 1 < attempts:
-                continue  # a worker died mid-request: the same order again is safe
+            if response.status_code >= 500 and not ours and not last:
+                continue  # a worker died mid-request, a proxy said 502: the same again
             if response.status_code >= 400:
                 raise self._refusal(response)
             return response
@@ -142,21 +152,19 @@ class KioskClient:
 
     def _crl(self) -> bytes:
         try:
-            r = self._http.get("/api/jlis/lgpki/crl")
-            r.raise_for_status()
-        except httpx.HTTPError:
+            return self._send("GET", "/api/jlis/lgpki/crl", None).content
+        except MynumberError:
             raise _stopped(
                 "kiosk.unreachable",
                 "The revocation list could not be fetched; nothing was printed.",
                 "失効情報を取得できないため、印刷していません。",
             ) from None
-        return r.content
 
     # -- the flow -----------------------------------------------------------------------------
 
     def open_session(self) -> dict[str, Any]:
-        data: dict[str, Any] = self._post(
-            "/api/kiosk/sessions", {"kiosk_id": self.kiosk_id}, retry=False
+        data: dict[str, Any] = self._send(
+            "POST", "/api/kiosk/sessions", {"kiosk_id": self.kiosk_id}
         ).json()
         data["nonce_bytes"] = base64.b64decode(data["nonce"])
         data["deadline"] = dt.datetime.fromisoformat(data["expires_at"])
@@ -185,7 +193,7 @@ class KioskClient:
             "certificate": base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode(),
             "signature": base64.b64encode(signature).decode(),
         }
-        response = self._post(f"/api/kiosk/sessions/{sid}/document", body, retry=True)
+        response = self._send("POST", f"/api/kiosk/sessions/{sid}/document", body)
         document_id = response.headers.get("X-Document-Id", "")
         pdf = response.content
         try:
@@ -218,20 +226,17 @@ class KioskClient:
             self._report_quietly(sid, document_id)
             raise
         # The paper is out: from here the kiosk never says "nothing printed". The report (the
-        # fee) is idempotent, so it is retried a few times; if the centre stays silent the
+        # fee) is idempotent and retried as every request is; if the centre stays silent the
         # document stays "pending" there and the print is still the customer's.
-        for wait in (0.0, 0.2, 0.5, 1.0, 2.0):
-            time.sleep(wait)
-            try:
-                fee = self._report(sid, document_id, printed=True)
-            except MynumberError:
-                continue
-            return Printed(out, document_id, fee, content)
-        return Printed(out, document_id, 0, content, reported=False)
+        try:
+            fee = self._report(sid, document_id, printed=True)
+        except MynumberError:
+            return Printed(out, document_id, 0, content, reported=False)
+        return Printed(out, document_id, fee, content)
 
     def _report(self, session_id: str, document_id: str, *, printed: bool) -> int:
         body = {"kiosk_id": self.kiosk_id, "document_id": document_id, "printed": printed}
-        r = self._post(f"/api/kiosk/sessions/{session_id}/report", body, retry=True)
+        r = self._send("POST", f"/api/kiosk/sessions/{session_id}/report", body)
         return int(r.json()["fee"])
 
     def _report_quietly(self, session_id: str, document_id: str) -> None:

@@ -50,6 +50,7 @@ class KioskOrder:
     members: tuple[str, ...] = field(default_factory=tuple)
     relationship: bool = False
     individual_number: bool = False
+    domicile: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -58,6 +59,7 @@ class KioskOrder:
             "members": sorted(set(self.members)),
             "relationship": self.relationship,
             "individual_number": self.individual_number,
+            "domicile": self.domicile,
         }
 
 
@@ -124,4 +126,14 @@ def check_for_print(
         raise _refused("another card's document")
     if content.channel != "kiosk" or content.kind is not order.kind:
         raise _refused("not the document ordered")
+    # Nothing the person did not choose to show: the number, 続柄, 本籍, other people.
+    people = content.people
+    if not order.individual_number and any(p.individual_number is not None for p in people):
+        raise _refused("an individual number not asked for")
+    if not order.relationship and any(p.relationship is not None for p in people):
+        raise _refused("a relationship not asked for")
+    if not order.domicile and any(p.domicile is not None for p in people):
+        raise _refused("a domicile not asked for")
+    if not order.household and len(people) > 1 + len(set(order.members)):
+        raise _refused("more people than asked for")
     return content

@@ -68,6 +68,8 @@ class PersonIn(Body):
     nationality: OptText = None
     residence_status: OptText = None
     period_of_stay_end: OptText = None
+    domicile: OptText = Field(default=None, description="本籍 (Japanese nationals only)")
+    domicile_head: OptText = Field(default=None, description="筆頭者, with 本籍")
     notified_on: OptText = None
 
 
@@ -151,6 +153,8 @@ class ResidentOut(BaseModel):
     nationality: str
     residence_status: str
     period_of_stay_end: str | None
+    domicile: str = ""
+    domicile_head: str = ""
     status: str
     status_since: str
     address_since: str

@@ -296,6 +296,8 @@ class _Importer:
                     "nationality": it.nationality,
                     "residence_status": it.residence_status,
                     "period_of_stay_end": it.period_of_stay_end,
+                    "domicile": it.domicile,
+                    "domicile_head": it.domicile_head,
                     "status": Status.ACTIVE,
                     "status_since": self.today,
                     "address_since": self.today,

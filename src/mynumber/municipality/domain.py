@@ -275,6 +275,8 @@ class ResidentItems:
     nationality: str
     residence_status: str
     period_of_stay_end: dt.date | None
+    domicile: str = ""  # 本籍: Japanese nationals only
+    domicile_head: str = ""  # 筆頭者
 
 
 def _opt(raw: Mapping[str, str | None], key: str) -> str:
@@ -343,6 +345,23 @@ def validate_resident(raw: Mapping[str, str | None], today: dt.date) -> Resident
             field="nationality",
         )
     stay = _opt(raw, "period_of_stay_end")
+    domicile = clean_text(_opt(raw, "domicile"), "domicile", 200)
+    domicile_head = clean_name(_opt(raw, "domicile_head"), "domicile_head", required=False)
+    if (domicile or domicile_head) and nationality:
+        raise ValidationError(
+            "domicile.foreign",
+            "本籍 and 筆頭者 are recorded for Japanese nationals only.",
+            "本籍・筆頭者は日本国籍の方についてのみ記載します。",
+            field="domicile",
+        )
+    if bool(domicile) != bool(domicile_head):
+        missing = "domicile_head" if domicile else "domicile"
+        raise ValidationError(
+            "domicile.incomplete",
+            "本籍 and 筆頭者 are given together or not at all.",
+            "本籍と筆頭者は両方とも入力してください。",
+            field=missing,
+        )
     household = clean_text(_opt(raw, "household_id"), "household_id", 40)
     relationship = clean_name(_opt(raw, "relationship"), "relationship", required=False, limit=40)
     return ResidentItems(
@@ -365,4 +384,6 @@ def validate_resident(raw: Mapping[str, str | None], today: dt.date) -> Resident
         nationality=nationality,
         residence_status=clean_text(_opt(raw, "residence_status"), "residence_status", 40),
         period_of_stay_end=parse_date(stay, field="period_of_stay_end") if stay else None,
+        domicile=domicile,
+        domicile_head=domicile_head,
     )

@@ -196,12 +196,12 @@ class IssuanceService:
                 field="channel",
             )
         if request.kind is not DocumentKind.residence and (
-            request.members or request.whole_household or request.relationship
+            request.members or request.whole_household or request.relationship or request.domicile
         ):
             raise ValidationError(
                 "issuance.options",
-                "Household members and relationship are printed only on a 住民票の写し.",
-                "世帯員と続柄は住民票の写しにのみ記載できます。",
+                "Household members, relationship and 本籍 are printed only on a 住民票の写し.",
+                "世帯員・続柄・本籍は住民票の写しにのみ記載できます。",
                 field="kind",
             )
         if request.individual_number and request.kind is DocumentKind.seal:
@@ -556,6 +556,9 @@ class IssuanceService:
             resident_since=row.address_since.isoformat(),
             relationship=row.relationship if request.relationship else None,
             individual_number=number,
+            # 本籍 only when asked for and recorded (foreign residents have none)
+            domicile=row.domicile if request.domicile and row.domicile else None,
+            domicile_head=row.domicile_head if request.domicile and row.domicile else None,
         )
 
     # -- the record ---------------------------------------------------------------------------

@@ -55,6 +55,8 @@ residents = Table(
     Column("nationality", String(2), nullable=False, default=""),
     Column("residence_status", Text, nullable=False, default=""),
     Column("period_of_stay_end", Date),
+    Column("domicile", Text, nullable=False, default="", server_default=""),  # 本籍
+    Column("domicile_head", Text, nullable=False, default="", server_default=""),  # 筆頭者
     # active | moved_out | deceased; anything but active is a 除票, kept for 150 years.
     Column("status", String(10), nullable=False),
     Column("status_since", Date, nullable=False),

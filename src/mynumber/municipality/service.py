@@ -395,6 +395,8 @@ class MunicipalityService:
             "nationality": items.nationality,
             "residence_status": items.residence_status,
             "period_of_stay_end": items.period_of_stay_end,
+            "domicile": items.domicile,
+            "domicile_head": items.domicile_head,
             "status": Status.ACTIVE,
             "status_since": occurred,
             "address_since": occurred,
@@ -634,6 +636,8 @@ class MunicipalityService:
             "period_of_stay_end": row["period_of_stay_end"].isoformat()
             if row["period_of_stay_end"]
             else None,
+            "domicile": row["domicile"],
+            "domicile_head": row["domicile_head"],
             "status": row["status"],
             "status_since": row["status_since"].isoformat(),
             "address_since": row["address_since"].isoformat(),

@@ -222,6 +222,38 @@ def test_refusals(platform: Platform, clock: FixedClock) -> None:
     assert platform.issuance.issue(request(fresh, **kiosk)).kind is DocumentKind.residence
 
 
+def test_a_household_with_someone_leaving_is_issued_only_at_the_counter(
+    platform: Platform, clock: FixedClock
+) -> None:
+    """転出予定者 (facts §7: and households containing one): a move-out notified in advance
+    closes that record at once; until the move, the household's 住民票 is not issued at a
+    kiosk — to anyone in it."""
+    head, wife, other = household(platform)
+    clock.advance(dt.timedelta(days=1))
+    moving = (clock.now().date() + dt.timedelta(days=7)).isoformat()
+    change(
+        platform,
+        wife,
+        EventKind.MOVE_OUT,
+        {"destination": "大阪府大阪市北区", "occurred_on": moving},
+    )
+    clock.advance(dt.timedelta(days=1))  # not a same-day change any more
+    kiosk = {"channel": "kiosk", "nonce": "n" * 22}
+    before = issuances(platform)
+    for kind in (DocumentKind.residence, DocumentKind.residence_items):
+        assert code_of(lambda kind=kind: platform.issuance.issue(request(head, kind, **kiosk))) == (
+            "issuance.household_leaving"
+        )
+    assert issuances(platform) == before
+    # another household, and the counter, are not affected
+    assert platform.issuance.issue(request(other, **kiosk)).fee == 300
+    assert platform.issuance.issue(request(head)).fee == 300
+    # once the move has happened, the household is the head alone again
+    clock.advance(dt.timedelta(days=7))
+    issued = platform.issuance.issue(request(head, whole_household=True, **kiosk))
+    assert [p.name for p in content_of(issued.pdf).people] == ["髙橋 一郎"]
+
+
 def test_a_retry_returns_the_same_document(platform: Platform) -> None:
     rc = register(platform)
     first = platform.issuance.issue(request(rc, request_key="k-1"))

@@ -469,6 +469,26 @@ class IssuanceService:
                 "This record is issued only at the counter.",
                 "この証明はコンビニ交付では取得できません。窓口でお申し込みください。",
             )
+        if request.kind is not DocumentKind.seal:
+            r = m.residents.c
+            leaving = conn.execute(
+                select(r.resident_code)
+                .where(
+                    r.municipality_code == request.municipality_code,
+                    r.household_id == subject.household_id,
+                    r.status == "moved_out",
+                    r.status_since >= today,
+                )
+                .limit(1)
+            ).first()
+            if leaving is not None:
+                raise _refuse(
+                    "issuance.household_leaving",
+                    "Someone in this household is moving out (転出予定): its record is issued "
+                    "only at the counter.",
+                    "世帯に転出予定の方がいるため、コンビニ交付では取得できません。"
+                    "窓口でお申し込みください。",
+                )
         e = m.events.c
         start = dt.datetime.combine(today, dt.time(), JST)
         changed_today = conn.execute(

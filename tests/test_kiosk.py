@@ -53,7 +53,9 @@ def holder(p: Platform, clock: FixedClock, *, seal: bool = True, **items: str) -
 @pytest.fixture
 def kiosk_token(settings: Settings) -> str:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return TokenStore(settings.data_dir / "tokens.json").create("kiosk", ["kiosk:issue"])
+    return TokenStore(settings.data_dir / "tokens.json").create(
+        "kiosk", ["kiosk:issue"], kiosk_operator="kiosk"
+    )
 
 
 @pytest.fixture
@@ -302,6 +304,49 @@ def test_the_kiosk_prints_only_what_was_chosen(
         KioskOrder(DocumentKind.residence_items, domicile=True, relationship=True),
     ):
         assert code_of(lambda order=order: check(order)) == "kiosk.not_printed", order
+
+
+def test_a_kiosk_token_speaks_for_its_operators_kiosks_only(
+    platform: Platform,
+    clock: FixedClock,
+    base_url: str,
+    kiosk_token: str,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    """One shop's token cannot open, order or report in another kiosk's name (the token is
+    bound to the operator "kiosk": ids kiosk and kiosk-*)."""
+    _, chip = holder(platform, clock)
+    with client(platform, base_url, kiosk_token, clock) as mine:
+        session = mine.open_session()
+        printed = mine.run(chip, AUTH_PIN, RESIDENCE, tmp_path / "a.pdf", session=session)
+    assert printed is not None
+    headers = {"Authorization": f"Bearer {kiosk_token}"}
+    sid = session["session_id"]
+    for path, body in (
+        ("/api/kiosk/sessions", {"kiosk_id": "seven-0001"}),
+        ("/api/kiosk/sessions", {"kiosk_id": "kiosks-1"}),  # a prefix, not the operator
+        (
+            f"/api/kiosk/sessions/{sid}/report",
+            {"kiosk_id": "seven-0001", "document_id": printed.document_id, "printed": False},
+        ),
+    ):
+        r = httpx.post(f"{base_url}{path}", json=body, headers=headers)
+        assert r.status_code == 403 and r.json()["code"] == "kiosk.not_yours", (path, r.text)
+        assert r.json()["messages"]["ja"]
+    assert outcomes(platform) == ["printed"] and fees(platform) == 1
+    # minting: a kiosk:issue token must name its operator; the binding needs the scope
+    store = TokenStore(settings.data_dir / "tokens.json")
+    for scopes, operator in (
+        (["kiosk:issue"], None),
+        (["municipality:read"], "seven"),
+        (["kiosk:issue"], "seven-1"),
+    ):
+        with pytest.raises(ValueError):
+            store.create("x", scopes, kiosk_operator=operator)
+    seven = store.create("seven", ["kiosk:issue"], kiosk_operator="seven")
+    with client(platform, base_url, seven, clock, kiosk_id="seven-0001") as k:
+        assert k.open_session()["session_id"]
 
 
 class Flaky(httpx.BaseTransport):

@@ -131,6 +131,22 @@ def test_cli_refuses_an_agency_link_token_without_an_agency(deployment: Platform
     assert code == 0 and out.startswith("mnt_"), errors
 
 
+def test_cli_mints_a_kiosk_token_only_for_one_operator(deployment: Platform) -> None:
+    code, out, errors = mint(deployment, "--scope", "kiosk:issue")
+    assert code == 2 and not out and "--kiosk-operator" in errors, errors
+    code, out, errors = mint(deployment, "--scope", "jlis:query", "--kiosk-operator", "seven")
+    assert code == 2 and "binds only" in errors, errors
+    code, out, errors = mint(deployment, "--scope", "kiosk:issue", "--kiosk-operator", "seven")
+    assert code == 0, errors
+    token = out.strip()
+    with TestClient(create_app(deployment), raise_server_exceptions=False) as client:
+        auth = {"Authorization": f"Bearer {token}"}
+        r = client.post("/api/kiosk/sessions", json={"kiosk_id": "seven-0001"}, headers=auth)
+        assert r.status_code == 201, r.text
+        r = client.post("/api/kiosk/sessions", json={"kiosk_id": "lawson-0001"}, headers=auth)
+        assert_problem(r, 403, "kiosk.not_yours")
+
+
 def test_cli_refuses_an_unknown_agency(deployment: Platform) -> None:
     code, out, errors = mint(deployment, "--scope", "agency:link", "--agency", "kenpo-unknown")
     assert code == 1 and not out

@@ -353,20 +353,28 @@ def token_create(
             help="The one agency an agency:link token acts for (registered with the network).",
         ),
     ] = None,
+    kiosk_operator: Annotated[
+        str | None,
+        typer.Option(
+            "--kiosk-operator",
+            help="The kiosk operator a kiosk:issue token speaks for (kiosk ids OPERATOR-*).",
+        ),
+    ] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a staff bearer token; it is printed once and stored only as a digest.
 
     An agency:link token is bound to one registered agency (--agency) and acts for it alone;
-    agency:admin is the platform-wide scope that acts for every agency."""
+    agency:admin is the platform-wide scope that acts for every agency. A kiosk:issue token is
+    bound to one kiosk operator (--kiosk-operator) and speaks for its kiosks alone."""
     from mynumber.api.auth import SCOPES, TokenStore
 
     s = settings_for(data_dir, database_url)
     s.data_dir.mkdir(parents=True, exist_ok=True)
     store = TokenStore(s.data_dir / "tokens.json")
     try:
-        TokenStore.validate(scope, agency=agency)
+        TokenStore.validate(scope, agency=agency, kiosk_operator=kiosk_operator)
     except ValueError as e:
         err.print(f"[red]error[/red] {escape(str(e))}; scopes: {', '.join(SCOPES)}")
         raise typer.Exit(2) from None
@@ -382,7 +390,7 @@ def token_create(
                     field="agency",
                 )
             )
-    token = store.create(name, scope, agency=agency)
+    token = store.create(name, scope, agency=agency, kiosk_operator=kiosk_operator)
     out.print(token, highlight=False)
 
 

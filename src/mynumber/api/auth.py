@@ -3,6 +3,11 @@
 A token with the scope ``agency:link`` is bound to one agency (:attr:`Staff.agency`): an
 insurer's clerk sees and decides only that agency's records and review queue. Only the
 separately named platform-wide scope ``agency:admin`` acts for every agency.
+
+A token with ``kiosk:issue`` is bound likewise to one kiosk operator (:attr:`Staff.kiosk_operator`,
+e.g. a convenience-store chain): it speaks for the kiosk ids ``OPERATOR`` and ``OPERATOR-*``
+only, so one shop's token cannot order or report in another kiosk's name. Only a token that
+also holds J-LIS's own ``jlis:admin`` is unbound (the centre's test kiosks, the demo token).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ SCOPES = {
     "agency:admin": "platform-wide: act for every agency under /api/agency (operators, never an "
     "agency's clerk)",
     "kiosk:issue": "a convenience-store kiosk: open sessions and order certificates with a "
-    "card's signature (J-LIS kiosk centre)",
+    "card's signature (J-LIS kiosk centre; the token is bound to one kiosk operator)",
     "jlis:four-items": "receive the latest four basic items with the holder's consent (registered signature verifiers)",
 }
 
@@ -51,6 +56,18 @@ class Staff:
     """The registered verifier (mynumber.jlis.verifiers) this token belongs to, if any."""
     agency: str | None = None
     """The one agency an ``agency:link`` token acts for; None for every other token."""
+    kiosk_operator: str | None = None
+    """The kiosk operator a ``kiosk:issue`` token speaks for (kiosk ids OPERATOR, OPERATOR-*)."""
+
+    def acts_for_kiosk(self, kiosk_id: str) -> bool:
+        """May this token speak for kiosk `kiosk_id`? Its operator's kiosks only, or any with
+        J-LIS's ``jlis:admin`` as well."""
+        if "kiosk:issue" not in self.scopes:
+            return False
+        if self.kiosk_operator is None:
+            return "jlis:admin" in self.scopes
+        op = self.kiosk_operator
+        return kiosk_id == op or kiosk_id.startswith(f"{op}-")
 
     def acts_for(self, agency_id: str) -> bool:
         """May this token act under ``agency:link`` for `agency_id`? Its own agency only, or
@@ -79,7 +96,11 @@ class TokenStore:
         data = json.loads(self._path.read_text())
         self._by_digest = {
             t["digest"]: Staff(
-                t["name"], frozenset(t["scopes"]), t.get("verifier"), t.get("agency")
+                t["name"],
+                frozenset(t["scopes"]),
+                t.get("verifier"),
+                t.get("agency"),
+                t.get("kiosk_operator"),
             )
             for t in data.get("tokens", [])
         }
@@ -92,11 +113,13 @@ class TokenStore:
         *,
         verifier: str | None = None,
         agency: str | None = None,
+        kiosk_operator: str | None = None,
     ) -> str:
         """A new token (shown once). A token with ``agency:link`` names its `agency`, unless it
         is platform-wide (``agency:admin``); `agency` is refused on any other token. Whether the
-        agency is registered is the caller's check (the CLI asks the network)."""
-        self.validate(scopes, agency=agency)
+        agency is registered is the caller's check (the CLI asks the network). A ``kiosk:issue``
+        token names its `kiosk_operator` unless it also holds ``jlis:admin``."""
+        self.validate(scopes, agency=agency, kiosk_operator=kiosk_operator)
         token = "mnt_" + secrets.token_urlsafe(32)
         data = json.loads(self._path.read_text()) if self._path.exists() else {"tokens": []}
         entry = {"name": name, "scopes": sorted(scopes), "digest": _digest(token)}
@@ -104,6 +127,8 @@ class TokenStore:
             entry["verifier"] = verifier
         if agency is not None:
             entry["agency"] = agency
+        if kiosk_operator is not None:
+            entry["kiosk_operator"] = kiosk_operator
         data["tokens"].append(entry)
         tmp = self._path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -113,12 +138,15 @@ class TokenStore:
         return token
 
     @staticmethod
-    def validate(scopes: list[str], *, agency: str | None = None) -> None:
+    def validate(
+        scopes: list[str], *, agency: str | None = None, kiosk_operator: str | None = None
+    ) -> None:
         """ValueError unless :meth:`create` would accept these scopes and this binding."""
         unknown = set(scopes) - set(SCOPES)
         if unknown:
             raise ValueError(f"unknown scope(s): {', '.join(sorted(unknown))}")
         _check_binding(set(scopes), agency)
+        _check_kiosk_binding(set(scopes), kiosk_operator)
 
     def check(self, token: str) -> Staff | None:
         self._load()
@@ -143,6 +171,24 @@ def _check_binding(scopes: set[str], agency: str | None) -> None:
         raise ValueError("an agency:admin token acts for every agency: it names no agency")
     if not bound:
         raise ValueError(f"--agency binds only a token with {', '.join(sorted(AGENCY_SCOPES))}")
+
+
+KIOSK_OPERATOR = r"^[A-Za-z0-9][A-Za-z0-9_]{1,15}$"
+"""A kiosk operator's name: the first part of its kiosks' ids (no hyphen: ``seven-0001``)."""
+
+
+def _check_kiosk_binding(scopes: set[str], operator: str | None) -> None:
+    if operator is None:
+        if "kiosk:issue" in scopes and "jlis:admin" not in scopes:
+            raise ValueError(
+                "a kiosk:issue token speaks for one kiosk operator's kiosks: name it "
+                "(--kiosk-operator)"
+            )
+        return
+    if not re.fullmatch(KIOSK_OPERATOR, operator):
+        raise ValueError(f"not a kiosk operator name (2–16 letters, digits, _): {operator!r}")
+    if "kiosk:issue" not in scopes:
+        raise ValueError("--kiosk-operator binds only a token with kiosk:issue")
 
 
 def _digest(token: str) -> str:

@@ -10,16 +10,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from mynumber.api.auth import Staff
 from mynumber.api.deps import BASE64, PLAIN_TEXT, PlatformDep, decode_base64, require
 from mynumber.api.problems import PROBLEM_RESPONSES
 from mynumber.documents.content import DOCUMENT_ID, DocumentKind
+from mynumber.errors import ForbiddenError
 from mynumber.kiosk.protocol import KIOSK_ID, KioskOrder
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/kiosk", tags=["kiosk"], responses=PROBLEM_RESPONSES)
 
-Kiosk = Depends(require("kiosk:issue"))
+KioskStaff = Annotated[Staff, Depends(require("kiosk:issue"))]
 KioskId = Annotated[str, Field(max_length=32, pattern=f"^{KIOSK_ID.pattern}$")]
 SessionId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 Base64 = Annotated[str, Field(min_length=1, max_length=12000, pattern=BASE64)]
@@ -79,14 +81,26 @@ class ReportOut(BaseModel):
     fee: int
 
 
+def _speaks_for(staff: Staff, kiosk_id: str) -> None:
+    """A kiosk token speaks for its operator's kiosks only (:meth:`Staff.acts_for_kiosk`):
+    another shop's id is refused before anything is read or written."""
+    if not staff.acts_for_kiosk(kiosk_id):
+        raise ForbiddenError(
+            "kiosk.not_yours",
+            "This token speaks for another kiosk operator's kiosks; nothing was done.",
+            "このトークンは別の事業者の端末用です。処理は行っていません。",
+            field="kiosk_id",
+        )
+
+
 @router.post(
     "/sessions",
     status_code=201,
     response_model=SessionOut,
-    dependencies=[Kiosk],
     summary="A card was inserted: a new single-use session with a fresh nonce",
 )
-def open_session(body: SessionIn, p: PlatformDep) -> dict[str, Any]:
+def open_session(body: SessionIn, p: PlatformDep, staff: KioskStaff) -> dict[str, Any]:
+    _speaks_for(staff, body.kiosk_id)
     s = p.kiosk.open_session(body.kiosk_id)
     return {
         "session_id": s.session_id,
@@ -99,7 +113,6 @@ def open_session(body: SessionIn, p: PlatformDep) -> dict[str, Any]:
     "/sessions/{session_id}/document",
     status_code=201,
     response_class=Response,
-    dependencies=[Kiosk],
     responses={
         201: {
             "description": "The signed PDF (check it before printing); a retry of the same "
@@ -109,7 +122,10 @@ def open_session(body: SessionIn, p: PlatformDep) -> dict[str, Any]:
     },
     summary="Order the document the card signed for; J-LIS routes it to the municipality",
 )
-def order_document(session_id: SessionId, body: RequestIn, p: PlatformDep) -> Response:
+def order_document(
+    session_id: SessionId, body: RequestIn, p: PlatformDep, staff: KioskStaff
+) -> Response:
+    _speaks_for(staff, body.kiosk_id)
     issued = p.kiosk.request(
         session_id,
         body.kiosk_id,
@@ -126,8 +142,10 @@ def order_document(session_id: SessionId, body: RequestIn, p: PlatformDep) -> Re
 @router.post(
     "/sessions/{session_id}/report",
     response_model=ReportOut,
-    dependencies=[Kiosk],
     summary="Printed or not: the fee is recorded once, for printed documents only",
 )
-def report(session_id: SessionId, body: ReportIn, p: PlatformDep) -> dict[str, Any]:
+def report(
+    session_id: SessionId, body: ReportIn, p: PlatformDep, staff: KioskStaff
+) -> dict[str, Any]:
+    _speaks_for(staff, body.kiosk_id)
     return p.kiosk.report(session_id, body.kiosk_id, body.document_id, body.printed)

@@ -601,3 +601,19 @@ def test_the_cli_checks_the_output_before_issuing(platform: Platform, tmp_path: 
     assert issuances(platform) == 0
     unreadable = run_cli(platform, "verify-document", str(tmp_path))  # a directory
     assert unreadable.returncode == 1 and "Traceback" not in unreadable.stderr
+
+
+def test_lgpki_certificates_name_their_crl_and_no_ocsp(platform: Platform) -> None:
+    """LGPKI answers by CRL alone: an organisation certificate points to LGPKI's CRL and names
+    no OCSP responder (JPKI's would not know it, and a verifier would get no answer)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    cert = platform.lgpki.issue(
+        MUNI, "テスト市", ec.generate_private_key(ec.SECP256R1()).public_key()
+    )
+    points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    urls = [n.value for p in points for n in (p.full_name or [])]
+    assert len(urls) == 1 and urls[0].endswith("/api/jlis/lgpki/crl")
+    with pytest.raises(x509.ExtensionNotFound):
+        cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess)

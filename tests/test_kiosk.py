@@ -26,6 +26,7 @@ from mynumber.config import Settings
 from mynumber.documents.content import DocumentKind
 from mynumber.documents.verify import RecordStatus
 from mynumber.errors import MynumberError
+from mynumber.jlis import models as jm
 from mynumber.kiosk.client import KioskClient
 from mynumber.kiosk.protocol import KioskOrder, check_for_print, statement_digest
 from mynumber.municipality import models as mm
@@ -347,6 +348,28 @@ def test_a_kiosk_token_speaks_for_its_operators_kiosks_only(
     seven = store.create("seven", ["kiosk:issue"], kiosk_operator="seven")
     with client(platform, base_url, seven, clock, kiosk_id="seven-0001") as k:
         assert k.open_session()["session_id"]
+
+
+def test_old_sessions_are_purged(
+    platform: Platform, clock: FixedClock, base_url: str, kiosk_token: str
+) -> None:
+    """A session's row is kept a day past its expiry (a late report is still answered), then
+    deleted by the next session opened — at most once a minute per process."""
+    t = jm.kiosk_sessions
+
+    def sessions() -> set[str]:
+        with platform.jlis.engine.connect() as conn:
+            return set(conn.execute(select(t.c.session_id)).scalars())
+
+    with client(platform, base_url, kiosk_token, clock) as k:
+        old = k.open_session()["session_id"]
+        clock.advance(dt.timedelta(hours=12))
+        recent = k.open_session()["session_id"]
+        assert {old, recent} <= sessions()
+        clock.advance(dt.timedelta(hours=13))  # old: expired a day ago; recent: 13 hours
+        new = k.open_session()["session_id"]
+        assert old not in sessions() and {recent, new} <= sessions()
+    assert platform.kiosk.purge_sessions() == 0
 
 
 class Flaky(httpx.BaseTransport):

@@ -520,7 +520,7 @@ class CertificateAuthority:
         issuing_cert: x509.Certificate,
         issuing_key: CaPrivateKey,
         crl_url: str,
-        ocsp_url: str,
+        ocsp_url: str | None,
         root_key: CaPrivateKey | None = None,
         organisation: str = "mynumber JPKI",
     ) -> None:
@@ -551,7 +551,7 @@ class CertificateAuthority:
         *,
         now: dt.datetime,
         crl_url: str,
-        ocsp_url: str,
+        ocsp_url: str | None,
         key_type: KeyType = "p256",
         root_years: int = 20,
         issuing_years: int = 10,
@@ -642,7 +642,7 @@ class CertificateAuthority:
         keystore: Keystore,
         *,
         crl_url: str,
-        ocsp_url: str,
+        ocsp_url: str | None,
         with_root_key: bool = False,
         organisation: str = "mynumber JPKI",
     ) -> CertificateAuthority:
@@ -688,7 +688,7 @@ class CertificateAuthority:
         keystore: Keystore,
         *,
         crl_url: str,
-        ocsp_url: str,
+        ocsp_url: str | None,
         with_root_key: bool = False,
         organisation: str = "mynumber JPKI",
     ) -> CertificateAuthority:
@@ -760,7 +760,9 @@ class CertificateAuthority:
                 ),
                 critical=False,
             )
-            .add_extension(
+        )
+        if self.ocsp_url is not None:  # a CA that answers by CRL alone (LGPKI) names no OCSP
+            builder = builder.add_extension(
                 x509.AuthorityInformationAccess(
                     [
                         x509.AccessDescription(
@@ -771,7 +773,6 @@ class CertificateAuthority:
                 ),
                 critical=False,
             )
-        )
         return builder, public_key, serial
 
     def issue_signature_certificate(

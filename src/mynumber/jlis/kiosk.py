@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 
 from mynumber.clock import Clock
@@ -38,9 +38,13 @@ from mynumber.kiosk.protocol import KIOSK_ID, KioskOrder, card_fingerprint, stat
 from mynumber.relying.ocsp_client import LocalStatusSource
 from mynumber.relying.verify import Trust, verify_authentication
 
-__all__ = ["SESSION_TTL", "KioskCentre", "KioskSession"]
+__all__ = ["SESSION_RETENTION", "SESSION_TTL", "KioskCentre", "KioskSession"]
 
 SESSION_TTL = dt.timedelta(seconds=180)
+SESSION_RETENTION = dt.timedelta(days=1)
+"""How long a session's row outlives its expiry: long enough for a late report or a retry to
+be answered; the issuance's own record (nonce, card, kiosk) stays with the municipality."""
+_PURGE_EVERY = dt.timedelta(minutes=1)
 """From card insertion to the document in the kiosk's hands (the real machines time out at a
 few minutes of inactivity)."""
 
@@ -90,6 +94,7 @@ class KioskCentre:
         self._clock = clock
         self._trust = Trust(pki.ca.issuing_cert, pki.ca.root_cert)
         self._status = LocalStatusSource(pki.status)
+        self._next_purge: dt.datetime | None = None
 
     def open_session(self, kiosk_id: str) -> KioskSession:
         check_kiosk_id(kiosk_id)
@@ -110,7 +115,17 @@ class KioskCentre:
                     expires_at=session.expires_at,
                 )
             )
+        if self._next_purge is None or now >= self._next_purge:
+            self._next_purge = now + _PURGE_EVERY  # at most once a minute per process
+            self.purge_sessions()
         return session
+
+    def purge_sessions(self) -> int:
+        """Delete sessions expired more than :data:`SESSION_RETENTION` ago; how many."""
+        cutoff = self._clock.now().astimezone(dt.UTC) - SESSION_RETENTION
+        t = m.kiosk_sessions
+        with writing(self.engine) as conn:
+            return int(conn.execute(delete(t).where(t.c.expires_at < cutoff)).rowcount or 0)
 
     def _session(self, session_id: str, kiosk_id: str) -> Any:
         t = m.kiosk_sessions

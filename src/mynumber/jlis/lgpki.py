@@ -57,7 +57,9 @@ class OrganisationAuthority:
         """The authority with its CA in `directory`, created there on first start (under a
         lock: server workers starting together share one CA)."""
         base = base_url.rstrip("/")
-        crl_url, ocsp_url = f"{base}/api/jlis/lgpki/crl", f"{base}/api/jlis/ocsp"
+        # LGPKI answers by CRL alone: its certificates name no OCSP responder (JPKI's would
+        # not know them).
+        crl_url, ocsp_url = f"{base}/api/jlis/lgpki/crl", None
         keys = _Prefixed(keystore, "lgpki-")
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         with file_lock(directory / ".lock"):

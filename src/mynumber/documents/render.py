@@ -15,6 +15,7 @@ import segno
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from fpdf.fonts import SubsetMap, TTFFont
+from PIL import Image
 
 from mynumber.dates import to_wareki
 from mynumber.documents.content import DocumentContent, DocumentKind, PersonEntry, qr_payload
@@ -137,11 +138,14 @@ def _person(pdf: FPDF, n: int, p: PersonEntry, *, with_number: bool, seal: bool 
         _row(pdf, "個人番号", p.individual_number or "（なし）")
 
 
-def _qr_png(payload: str) -> io.BytesIO:
-    out = io.BytesIO()
-    segno.make(payload, error="m").save(out, kind="png", scale=4, border=2)
-    out.seek(0)
-    return out
+def _qr_image(payload: str) -> Image.Image:
+    """The QR code as a bilevel image, 4 pixels a module with a 2-module quiet zone: the
+    pixels segno's PNG has, without writing the PNG for fpdf2 to read back (≈ 2 ms)."""
+    rows = segno.make(payload, error="m").matrix_iter(scale=1, border=2)
+    modules = bytes(0 if dark else 255 for row in rows for dark in row)
+    side = int(len(modules) ** 0.5)
+    image = Image.frombytes("L", (side, side), modules)
+    return image.resize((side * 4, side * 4), Image.Resampling.NEAREST).convert("1")
 
 
 def render(content: DocumentContent, base_url: str) -> bytes:
@@ -204,7 +208,7 @@ def render(content: DocumentContent, base_url: str) -> bytes:
     # The footer: what lets anyone check this paper or file.
     pdf.set_auto_page_break(auto=False)
     top = 297 - 42
-    pdf.image(_qr_png(qr_payload(base_url, content.document_id, digest)), x=_LEFT, y=top, w=30)
+    pdf.image(_qr_image(qr_payload(base_url, content.document_id, digest)), x=_LEFT, y=top, w=30)
     pdf.set_xy(_LEFT + 34, top)
     pdf.set_font(FONT_FAMILY, size=7)
     lines = [

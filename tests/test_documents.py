@@ -617,3 +617,29 @@ def test_lgpki_certificates_name_their_crl_and_no_ocsp(platform: Platform) -> No
     assert len(urls) == 1 and urls[0].endswith("/api/jlis/lgpki/crl")
     with pytest.raises(x509.ExtensionNotFound):
         cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
+
+
+def test_the_fast_font_subset_is_fonttools_subset_byte_for_byte() -> None:
+    """documents.fontsubset cuts a document's glyphs from the CFF parsed once; what it compiles
+    must be what fontTools' Subsetter makes with fpdf2's options (as fpdf2 embedded before),
+    byte for byte — a fontTools upgrade that changes either shows here."""
+    from fontTools import subset as ftsubset
+    from fontTools.ttLib import TTFont
+
+    from mynumber.documents.font import font_path
+    from mynumber.documents.fontsubset import CffSource
+
+    path = font_path()
+    source = CffSource(path)
+    cmap = TTFont(str(path), lazy=True).getBestCmap()
+    text = "住民票の写し 髙橋 﨑 渡邉 齋藤 東京都新宿区西新宿二丁目8番1号 ABCxyz 0123（）〒"
+    names = sorted({cmap[ord(ch)] for ch in text})
+    order, data = source.subset(names)
+    font = TTFont(str(path), lazy=True, recalcBBoxes=False, recalcTimestamp=False)
+    options = ftsubset.Options(notdef_outline=True, recommended_glyphs=True)
+    options.drop_tables += ["GDEF", "GPOS", "GSUB"]  # as fpdf2 does
+    subsetter = ftsubset.Subsetter(options)
+    subsetter.populate(glyphs=names)
+    subsetter.subset(font)
+    assert order == font.getGlyphOrder() and order[0] == ".notdef"
+    assert data == font["CFF "].compile(font)

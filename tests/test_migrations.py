@@ -32,7 +32,7 @@ def test_migrations_match_models(platform: Platform, role: str) -> None:
             "jlis": "0005",
             "ledger": "0002",
             "agency": "0003",
-            "municipality": "0004",
+            "municipality": "0005",
         }.get(role, "0001")
 
 

@@ -120,7 +120,13 @@ class Platform:
             make_engine(s.role_database_url("agency"), "agency"), self.keystore, self.clock
         )
         self.network.connect_holder("*", self.agencies)
+        # Every certificate issued is an access record about the person (I6): the municipality
+        # sends it to the network after its own commit; what a crash kept from the log is sent
+        # at start-up and before a person's records are read.
+        self.issuance.connect_log(self.network)
+        self.network.before_records(self.issuance.reconcile_log)
         self.network.reconcile()
+        self.issuance.reconcile_log()
         # J-LIS's 本人確認情報 as an information holder: its copy follows the mirror, so an agency
         # asking for a current address after a move gets the new one (applied after each sync).
         self._moved = threading.local()

@@ -17,18 +17,26 @@ Refusal rules (reason codes ``issuance.*``, docs/reason-codes.md):
 - a household member asked for who is not in the subject's household, or not active.
 
 A request key (the client's idempotency key) makes a retry return the same document: the same
-id, the same bytes. The same key with a different request is a conflict."""
+id, the same bytes. The same key with a different request is a conflict.
+
+Every document issued is an access record in the transparency log (DESIGN I6), sent through an
+injected :class:`AccessLog` (the network's, wired by the platform) after the issuance commits —
+never while the register's rows are held — and noted in ``issuances.logged_at``. A crash or a
+failure in between leaves the issuance unlogged, not lost: :meth:`IssuanceService.reconcile_log`
+(at start-up, before a person's records are read, on a replay) sends it again; the record's
+bytes are a function of the issuance alone, so a second send is a no-op (DESIGN I8)."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -51,7 +59,16 @@ from mynumber.municipality.seals import SealService
 from mynumber.staff import check_operator
 from mynumber.vault import NumberVault
 
-__all__ = ["FEES", "IssuanceService", "IssueRequest", "Issued", "Signers"]  # re-exported
+__all__ = [
+    "FEES",
+    "AccessLog",
+    "IssuanceService",
+    "IssueRequest",
+    "Issued",
+    "Signers",
+]  # FEES, IssueRequest and Issued re-exported
+
+log = logging.getLogger("mynumber.municipality.issuance")
 
 _HEAD = "世帯主"
 _SAME_DAY = (
@@ -103,6 +120,23 @@ def _content(request: IssueRequest, facts: _Facts, now: dt.datetime) -> Document
     )
 
 
+class AccessLog(Protocol):
+    """Where an issuance is put on the record (the network's transparency log, DESIGN I6).
+    Idempotent: the same issuance sent twice is recorded once. The resident code goes to the
+    network, which keeps only its pseudonym; the log holds only a commitment to it."""
+
+    def record_issuance(
+        self,
+        *,
+        document_id: str,
+        at: dt.datetime,
+        requester: str,
+        provider: str,
+        kind: str,
+        resident_code: str,
+    ) -> object: ...
+
+
 Signers = Callable[[str], tuple[DocumentSigner, bytes]]
 """Municipality code → its document signer and its subject-digest key."""
 
@@ -127,6 +161,11 @@ class IssuanceService:
         self._signers = signers
         self._clock = clock
         self._base_url = base_url
+        self._log: AccessLog | None = None
+
+    def connect_log(self, access_log: AccessLog) -> None:
+        """Put every issuance on the record through `access_log` (module docstring)."""
+        self._log = access_log
 
     # -- issuing ------------------------------------------------------------------------------
 
@@ -138,11 +177,12 @@ class IssuanceService:
         with self.engine.connect() as conn:  # before a signing key is made for it
             self._place(conn, request.municipality_code)
         signer, subject_key = self._signers(request.municipality_code)
+        replayed: Issued | None = None
         if request.request_key is not None:
             with self.engine.connect() as conn:
                 replayed = self._replay(conn, request)
             if replayed is not None:
-                return replayed
+                return self._logged(replayed)
         for _ in range(_ATTEMPTS):
             now = self._clock.now().astimezone(JST)
             with self.engine.connect() as conn:
@@ -153,13 +193,12 @@ class IssuanceService:
                 with writing(self.engine) as conn:
                     if request.request_key is not None:
                         replayed = self._replay(conn, request)
-                        if replayed is not None:
-                            return replayed
-                    again = self._facts(conn, request, subject_key, now.date(), lock=True)
-                    if again != facts:
-                        continue  # the register changed while rendering: render again
-                    self._check_deadline(request)
-                    return self._record(conn, request, content, pdf, now)
+                    if replayed is None:
+                        again = self._facts(conn, request, subject_key, now.date(), lock=True)
+                        if again != facts:
+                            continue  # the register changed while rendering: render again
+                        self._check_deadline(request)
+                        issued = self._record(conn, request, content, pdf, now)
             except IntegrityError as exc:  # the same request key, committed by a twin
                 if request.request_key is None:
                     raise
@@ -167,12 +206,100 @@ class IssuanceService:
                     replayed = self._replay(conn, request)
                 if replayed is None:
                     raise exc
-                return replayed
+                return self._logged(replayed)
+            if replayed is not None:
+                return self._logged(replayed)
+            # Committed, the register's rows released: now on the record (I6).
+            self._send_safely(
+                issued.document_id,
+                request.municipality_code,
+                request.resident_code,
+                str(request.kind),
+                request.channel,
+                request.requester,
+                now,
+            )
+            return issued
         raise _refuse(
             "issuance.changed",
             "The record kept changing while the document was being made; try again.",
             "証明書の作成中に記録が変更されました。もう一度お試しください。",
         )
+
+    # -- the access log (I6) --------------------------------------------------------------------
+
+    def _send(
+        self,
+        document_id: str,
+        municipality_code: str,
+        resident_code: str,
+        kind: str,
+        channel: str,
+        requester: str,
+        issued_at: Any,
+    ) -> None:
+        """Put one issuance on the record, then note it. Every argument comes from the
+        issuance's row (or the values just written to it), so a resend sends the same."""
+        if self._log is None:
+            return
+        self._log.record_issuance(
+            document_id=document_id,
+            at=_utc(issued_at).replace(microsecond=0),
+            # a kiosk by its id; the counter by its municipality (a clerk is not named)
+            requester=requester if channel == "kiosk" else municipality_code,
+            provider=municipality_code,
+            kind=kind,
+            resident_code=resident_code,
+        )
+        t = m.issuances.c
+        with writing(self.engine) as conn:
+            conn.execute(
+                update(m.issuances)
+                .where(t.document_id == document_id, t.logged_at.is_(None))
+                .values(logged_at=self._clock.now().astimezone(dt.UTC))
+            )
+
+    def _send_safely(self, *args: Any) -> None:
+        try:
+            self._send(*args)
+        except Exception as exc:  # the document is issued; reconcile_log records it later
+            log.warning("issuance access record deferred: %s", type(exc).__name__)
+
+    def _logged(self, replayed: Issued) -> Issued:
+        """A replayed document, its access record sent if a crash kept it from the log."""
+        if self._log is not None:
+            for row in self._unlogged(replayed.document_id):
+                self._send_safely(*row)
+        return replayed
+
+    def _unlogged(self, document_id: str | None = None) -> list[tuple[Any, ...]]:
+        """(document id, municipality, resident, kind, channel, requester, issued at) of each
+        issuance not yet noted as logged (just `document_id`'s, if given)."""
+        t = m.issuances.c
+        q = select(
+            t.document_id,
+            t.municipality_code,
+            t.resident_code,
+            t.kind,
+            t.channel,
+            t.requester,
+            t.issued_at,
+        ).where(t.logged_at.is_(None))
+        if document_id is not None:
+            q = q.where(t.document_id == document_id)
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(q.order_by(t.issued_at, t.document_id))]
+
+    def reconcile_log(self) -> int:
+        """Send every issuance not yet noted as logged (after a crash or a failure between the
+        issuance's commit and the log's); how many were sent. A failure is raised: what is left
+        is sent next time."""
+        if self._log is None:
+            return 0
+        pending = self._unlogged()
+        for row in pending:
+            self._send(*row)
+        return len(pending)
 
     def _check_deadline(self, request: IssueRequest) -> None:
         if request.deadline is not None and self._clock.now() >= request.deadline:
@@ -674,6 +801,14 @@ def _fee(row: Any, outcome: str) -> int:
 
 def _name(row: Row[Any]) -> str:
     return f"{row.family_name} {row.given_name}"
+
+
+def _utc(value: Any) -> dt.datetime:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:  # SQLite keeps the UTC wall time
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)  # type: ignore[no-any-return]
 
 
 def _iso(value: Any) -> str:

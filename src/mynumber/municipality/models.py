@@ -166,8 +166,12 @@ issuances = Table(
     Column("outcome", String(8), nullable=False),
     Column("outcome_at", DateTime(timezone=True)),
     Column("pdf", LargeBinary, nullable=False),
+    # When the transparency log took its access record (DESIGN I6); NULL between the issuance's
+    # commit and the log's, see IssuanceService.reconcile_log.
+    Column("logged_at", DateTime(timezone=True)),
     Index("uq_issuances_request_key", "municipality_code", "request_key", unique=True),
     Index("ix_issuances_resident", "municipality_code", "resident_code", "issued_at"),
+    Index("ix_issuances_logged_at", "logged_at"),
 )
 
 # 支援措置 (DV, stalking and abuse victims): no copy of their record goes to anyone but through a

@@ -13,7 +13,15 @@
      "basis": "<legal-basis id>" | null, "outcome": "provided" | "not_held" | "refused",
      "reason": "<refusal code>" | null, "subject": "<hex commitment>" | null}
 
-Both are canonical JSON (keys sorted, no spaces, UTF-8), so the same content is always the same
+**Issuance record** (a certificate issued by a municipality, DESIGN I6), the same members with
+``"type": "issuance"``: ``request_id`` is the document id, ``requester`` the kiosk id (kiosk) or
+the issuing municipality's code (counter: the operator is not named), ``task``
+``certificate_issuance``, ``provider`` the municipality code, ``item`` the document kind,
+``basis`` the statute (``juki_act_12``: 住民基本台帳法12条; ``seal_ordinance``: the
+municipality's 印鑑条例), ``outcome`` ``provided``, ``reason`` null, and the subject commitment
+of the person the document is about. Never a name, resident code or number.
+
+All are canonical JSON (keys sorted, no spaces, UTF-8), so the same content is always the same
 bytes: what the agency signed is what the network checks, and what the log holds is what a
 person's verifier re-hashes.
 """
@@ -28,7 +36,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 __all__ = [
+    "ISSUANCE_TASK",
     "OUTCOMES",
+    "RECORD_TYPES",
     "SIGNING_CONTEXT",
     "AccessRecord",
     "ExchangeRequest",
@@ -40,6 +50,9 @@ __all__ = [
 ]
 
 OUTCOMES = ("provided", "not_held", "refused")
+RECORD_TYPES = ("exchange", "issuance")
+ISSUANCE_TASK = "certificate_issuance"
+"""The task of every issuance record: no agency's task (the legal-basis table) is named so."""
 
 SIGNING_CONTEXT = b"mynumber exchange request v1\x00"
 """Prefixed to the request bytes before signing: a signature made for anything else never
@@ -167,11 +180,12 @@ class AccessRecord:
     outcome: str
     reason: str | None
     subject: bytes | None
+    type: str = "exchange"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "v": 1,
-            "type": "exchange",
+            "type": self.type,
             "request_id": self.request_id,
             "at": rfc3339(self.at),
             "requester": self.requester,
@@ -191,8 +205,8 @@ class AccessRecord:
     def from_bytes(cls, data: bytes) -> AccessRecord:
         keys = {"v", "type", "request_id", "at", "requester", "task", "provider", "item"}
         doc = _load(data, keys | {"basis", "outcome", "reason", "subject"})
-        if doc["type"] != "exchange":
-            raise RecordError("type", "exchange")
+        if doc["type"] not in RECORD_TYPES:
+            raise RecordError("type", " | ".join(RECORD_TYPES))
         if doc["outcome"] not in OUTCOMES:
             raise RecordError("outcome", " | ".join(OUTCOMES))
         for f in ("request_id", "requester", "task", "provider", "item"):
@@ -219,4 +233,5 @@ class AccessRecord:
             doc["outcome"],
             doc["reason"],
             raw,
+            doc["type"],
         )

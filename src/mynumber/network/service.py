@@ -20,6 +20,11 @@ Order of an exchange (so a crash leaves nothing hidden and nothing half-given):
 
 A crash between 3 and 4 leaves a row without a leaf index; :meth:`NetworkService.reconcile`
 (run at start-up and on a retry of the same request) finds its leaf by hash or appends it.
+
+A municipality's certificate issuance is recorded the same way (:meth:`NetworkService.
+record_issuance`, DESIGN I6): a row in ``requests`` keyed by (requester, document id), then a
+leaf. The municipality calls it after its own commit and resends until it has noted success, so
+the record's bytes are a function of the issuance alone and a resend is a no-op.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import datetime as dt
 import hashlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -55,6 +60,7 @@ from mynumber.network.anomaly import Access, Finding, Rules, anomaly_report
 from mynumber.network.codes import agency_code, pseudonym, subject_commitment
 from mynumber.network.legal_basis import KINDS, LegalBasisTable
 from mynumber.network.records import (
+    ISSUANCE_TASK,
     SIGNING_CONTEXT,
     AccessRecord,
     ExchangeRequest,
@@ -78,6 +84,9 @@ CLOCK_WINDOW = dt.timedelta(minutes=5)
 _PERSON_SQL = "SELECT person FROM codes WHERE agency_id = ? AND code = ?"
 _SEEN_SQL = "SELECT 1 FROM requests WHERE requester = ? AND request_id = ?"
 RETENTION_YEARS = 7  # 番号法施行令 30条: access records are kept seven years
+ISSUANCE_BASIS = {"juminhyo": "juki_act_12", "kisai_jiko": "juki_act_12", "inkan": "seal_ordinance"}
+"""Document kind → the statute an issuance rests on: 住民基本台帳法12条 (本人等の請求による住民票の
+写し等の交付); 印鑑登録証明書 rests on each municipality's 印鑑条例."""
 
 REFUSALS: dict[str, tuple[str, str]] = {
     "network.unknown_code": (
@@ -165,6 +174,7 @@ class NetworkService:
         self._holders: dict[str, Holder] = {}
         self._agencies: dict[str, Agency] = {}
         self._agencies_lock = threading.Lock()
+        self._before_read: list[Callable[[], object]] = []
 
     # -- agencies ---------------------------------------------------------------------------
 
@@ -480,6 +490,95 @@ class NetworkService:
             self._log(requester, request_id, bytes(record))
         return len(pending)
 
+    # -- provisions by other roles -----------------------------------------------------------
+
+    def record_issuance(
+        self,
+        *,
+        document_id: str,
+        at: dt.datetime,
+        requester: str,
+        provider: str,
+        kind: str,
+        resident_code: str,
+    ) -> int:
+        """Record a certificate a municipality issued about the resident (DESIGN I6): a row in
+        ``requests`` and a leaf, like an exchange; the leaf index. Idempotent: the same issuance
+        again (a resend after a crash, a reconcile racing the first send) finds its row and
+        makes sure of its leaf; other content under the same (requester, document id) is a
+        conflict. `at` is the issuance's own time, so every send makes the same bytes."""
+        person = pseudonym(self._person_key, resident_code)
+        basis = ISSUANCE_BASIS.get(kind)
+        if basis is None:
+            raise ValidationError(
+                "network.unknown_item",
+                "Unknown document kind.",
+                "証明書の種類が不明です。",
+                field="kind",
+            )
+        record = AccessRecord(
+            document_id,
+            at,
+            requester,
+            ISSUANCE_TASK,
+            provider,
+            kind,
+            basis,
+            "provided",
+            None,
+            subject_commitment(person, document_id),
+            type="issuance",
+        )
+        data = record.to_bytes()
+        digest = hashlib.sha256(data).digest()
+        r = m.requests.c
+        key = (r.requester == requester, r.request_id == document_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(r.request_digest, r.leaf_index).where(*key)).first()
+        if row is None:
+            try:
+                with writing(self.engine) as conn:
+                    conn.execute(
+                        m.requests.insert().values(
+                            requester=requester,
+                            request_id=document_id,
+                            request_digest=digest,
+                            at=record.at.astimezone(dt.UTC),
+                            person=person,
+                            task=ISSUANCE_TASK,
+                            provider=provider,
+                            item=kind,
+                            basis=basis,
+                            outcome="provided",
+                            reason=None,
+                            record=data,
+                            leaf_hash=leaf_hash(data),
+                            leaf_index=None,
+                        )
+                    )
+            except IntegrityError:  # a resend racing this one: it is recorded
+                with self.engine.connect() as conn:
+                    row = conn.execute(select(r.request_digest, r.leaf_index).where(*key)).first()
+                if row is None:
+                    raise
+            else:
+                return self._log(requester, document_id, data, search=False)[0]
+        if bytes(row.request_digest) != digest:
+            raise ConflictError(
+                "network.request_id_reused",
+                "This document id was already recorded with other content.",
+                "この文書IDは別の内容で記録済みです。",
+                field="document_id",
+            )
+        if row.leaf_index is not None:
+            return int(row.leaf_index)
+        return self._log(requester, document_id, data)[0]
+
+    def before_records(self, hook: Callable[[], object]) -> None:
+        """Run `hook` before a person's records are read (another role's reconcile: whatever
+        it still has to record is recorded before the person is answered)."""
+        self._before_read.append(hook)
+
     # -- reading ----------------------------------------------------------------------------
 
     def person_key(self, resident_code: str) -> bytes:
@@ -489,6 +588,8 @@ class NetworkService:
     def records_of(self, resident_code: str) -> dict[str, Any]:
         """Every access record about the person, each with a proof bundle
         (`mynumber verify-proof` checks it offline) against the newest signed head."""
+        for hook in self._before_read:
+            hook()
         self.reconcile()
         person = self.person_key(resident_code)
         r = m.requests.c
@@ -516,11 +617,13 @@ class NetworkService:
         }
 
     def counts(self) -> dict[str, Any]:
-        """Exchanges by requester, provider and outcome (for the landing page and the demo)."""
+        """Exchanges by requester, provider and outcome (for the landing page and the demo);
+        certificate issuances are not exchanges."""
         r = m.requests.c
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(r.requester, r.provider, r.outcome, func.count())
+                .where(r.task != ISSUANCE_TASK)
                 .group_by(r.requester, r.provider, r.outcome)
                 .order_by(r.requester, r.provider, r.outcome)
             ).all()
@@ -538,9 +641,10 @@ class NetworkService:
         until: dt.datetime | None = None,
         rules: Rules | None = None,
     ) -> list[Finding]:
-        """The auditor's anomaly report over the network's records in [since, until)."""
+        """The auditor's anomaly report over the network's exchanges in [since, until) (not
+        certificate issuances: a kiosk serves many people a day by design)."""
         r = m.requests.c
-        q = select(r.requester, r.person, r.at, r.outcome)
+        q = select(r.requester, r.person, r.at, r.outcome).where(r.task != ISSUANCE_TASK)
         if since is not None:
             q = q.where(r.at >= since.astimezone(dt.UTC))
         if until is not None:

@@ -142,15 +142,37 @@ def test_an_issuance_is_one_record_about_the_person(
     assert platform.network.counts()["total"] == 0
 
 
-def test_a_household_document_names_no_one_in_the_log(platform: Platform) -> None:
+def test_a_household_document_is_a_record_for_everyone_it_shows(platform: Platform) -> None:
+    """A household's 住民票 provides every member's data: each of them has a record of it
+    (the subject's under the document id, the n-th other's under ``ID-n``), and the log names
+    none of them."""
     rc = register(platform)
     hid = platform.municipality.get_resident(MUNI, rc)["household_id"]
     child = register(platform, given="花子", household_id=hid, relationship="子")
+    baby = register(platform, given="三郎", household_id=hid, relationship="子")
+    outsider = register(platform, given="四郎")
     issued = platform.issuance.issue(
         request(rc, whole_household=True, relationship=True, individual_number=True)
     )
-    the_record(platform, rc, issued.document_id)
-    assert_clean_log(platform, [rc, child])
+    assert size(platform) == 3
+    assert the_record(platform, rc, issued.document_id)["item"] == "juminhyo"
+    ids = {f"{issued.document_id}-1", f"{issued.document_id}-2"}
+    seen = set()
+    for member in (child, baby):
+        (rec,) = records(platform, member)
+        seen.add(rec["record"]["request_id"])
+        the_record(platform, member, rec["record"]["request_id"])
+    assert seen == ids and records(platform, outsider) == []
+    # only the members asked for: the subject and the one chosen
+    chosen = platform.issuance.issue(request(rc, members=(baby,)))
+    assert size(platform) == 5 and len(records(platform, child)) == 1
+    assert the_record(platform, baby, f"{chosen.document_id}-1")["requester"] == MUNI
+    # a resend of all of it (as after a crash) adds nothing
+    t = mm.issuances
+    with platform.issuance.engine.begin() as conn:
+        conn.execute(t.update().values(logged_at=None))
+    assert platform.issuance.reconcile_log() == 2 and size(platform) == 5
+    assert_clean_log(platform, [rc, child, baby])
 
 
 class Flaky:

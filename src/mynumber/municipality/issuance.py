@@ -99,6 +99,7 @@ class _Facts:
     people: tuple[PersonEntry, ...]
     seal: SealEntry | None
     subject: str
+    others: tuple[str, ...] = ()  # resident codes of the others printed, in the document's order
 
 
 def _content(request: IssueRequest, facts: _Facts, now: dt.datetime) -> DocumentContent:
@@ -134,6 +135,7 @@ class AccessLog(Protocol):
         provider: str,
         kind: str,
         resident_code: str,
+        member: int = 0,
     ) -> object: ...
 
 
@@ -198,7 +200,7 @@ class IssuanceService:
                         if again != facts:
                             continue  # the register changed while rendering: render again
                         self._check_deadline(request)
-                        issued = self._record(conn, request, content, pdf, now)
+                        issued = self._record(conn, request, content, pdf, now, facts.others)
             except IntegrityError as exc:  # the same request key, committed by a twin
                 if request.request_key is None:
                     raise
@@ -218,6 +220,7 @@ class IssuanceService:
                 request.channel,
                 request.requester,
                 now,
+                " ".join(facts.others),
             )
             return issued
         raise _refuse(
@@ -237,20 +240,25 @@ class IssuanceService:
         channel: str,
         requester: str,
         issued_at: Any,
+        others: str,
     ) -> None:
-        """Put one issuance on the record, then note it. Every argument comes from the
-        issuance's row (or the values just written to it), so a resend sends the same."""
+        """Put one issuance on the record — one access record for each person the document
+        shows: the subject, then every other household member printed — then note it. Every
+        argument comes from the issuance's row (or the values just written to it), so a resend
+        sends the same."""
         if self._log is None:
             return
-        self._log.record_issuance(
-            document_id=document_id,
-            at=_utc(issued_at).replace(microsecond=0),
-            # a kiosk by its id; the counter by its municipality (a clerk is not named)
-            requester=requester if channel == "kiosk" else municipality_code,
-            provider=municipality_code,
-            kind=kind,
-            resident_code=resident_code,
-        )
+        for member, person in enumerate([resident_code, *others.split()]):
+            self._log.record_issuance(
+                document_id=document_id,
+                member=member,
+                at=_utc(issued_at).replace(microsecond=0),
+                # a kiosk by its id; the counter by its municipality (a clerk is not named)
+                requester=requester if channel == "kiosk" else municipality_code,
+                provider=municipality_code,
+                kind=kind,
+                resident_code=person,
+            )
         t = m.issuances.c
         with writing(self.engine) as conn:
             conn.execute(
@@ -273,8 +281,8 @@ class IssuanceService:
         return replayed
 
     def _unlogged(self, document_id: str | None = None) -> list[tuple[Any, ...]]:
-        """(document id, municipality, resident, kind, channel, requester, issued at) of each
-        issuance not yet noted as logged (just `document_id`'s, if given)."""
+        """(document id, municipality, resident, kind, channel, requester, issued at, others)
+        of each issuance not yet noted as logged (just `document_id`'s, if given)."""
         t = m.issuances.c
         q = select(
             t.document_id,
@@ -284,6 +292,7 @@ class IssuanceService:
             t.channel,
             t.requester,
             t.issued_at,
+            t.others,
         ).where(t.logged_at.is_(None))
         if document_id is not None:
             q = q.where(t.document_id == document_id)
@@ -410,6 +419,9 @@ class IssuanceService:
             people=tuple(self._entry(r, request) for r in people),
             seal=seal,
             subject=subject_digest(subject_key, code, subject.resident_code),
+            others=tuple(
+                r.resident_code for r in people if r.resident_code != subject.resident_code
+            ),
         )
 
     @staticmethod
@@ -433,6 +445,7 @@ class IssuanceService:
         content: DocumentContent,
         pdf: bytes,
         now: dt.datetime,
+        others: tuple[str, ...],
     ) -> Issued:
         code = request.municipality_code
         digest = content.digest()
@@ -459,6 +472,7 @@ class IssuanceService:
                 outcome="handed" if counter else "pending",
                 outcome_at=now.astimezone(dt.UTC) if counter else None,
                 pdf=pdf,
+                others=" ".join(others),
             )
         )
         if counter:  # handed over at the counter: charged now; a kiosk's when it has printed

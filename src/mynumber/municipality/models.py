@@ -169,6 +169,8 @@ issuances = Table(
     # When the transparency log took its access record (DESIGN I6); NULL between the issuance's
     # commit and the log's, see IssuanceService.reconcile_log.
     Column("logged_at", DateTime(timezone=True)),
+    # resident codes of the others a 住民票 shows (space-separated): each gets an access record
+    Column("others", Text, nullable=False, default="", server_default=""),
     Index("uq_issuances_request_key", "municipality_code", "request_key", unique=True),
     Index("ix_issuances_resident", "municipality_code", "resident_code", "issued_at"),
     Index("ix_issuances_logged_at", "logged_at"),

@@ -501,13 +501,19 @@ class NetworkService:
         provider: str,
         kind: str,
         resident_code: str,
+        member: int = 0,
     ) -> int:
         """Record a certificate a municipality issued about the resident (DESIGN I6): a row in
         ``requests`` and a leaf, like an exchange; the leaf index. Idempotent: the same issuance
         again (a resend after a crash, a reconcile racing the first send) finds its row and
         makes sure of its leaf; other content under the same (requester, document id) is a
-        conflict. `at` is the issuance's own time, so every send makes the same bytes."""
+        conflict. `at` is the issuance's own time, so every send makes the same bytes.
+
+        A document showing several people (a household's 住民票) is one record per person:
+        `member` 0 is the subject (the record's id is the document id), member n ≥ 1 the n-th
+        other person printed (``DOCUMENT_ID-n``)."""
         person = pseudonym(self._person_key, resident_code)
+        record_id = document_id if member == 0 else f"{document_id}-{member}"
         basis = ISSUANCE_BASIS.get(kind)
         if basis is None:
             raise ValidationError(
@@ -517,7 +523,7 @@ class NetworkService:
                 field="kind",
             )
         record = AccessRecord(
-            document_id,
+            record_id,
             at,
             requester,
             ISSUANCE_TASK,
@@ -526,13 +532,13 @@ class NetworkService:
             basis,
             "provided",
             None,
-            subject_commitment(person, document_id),
+            subject_commitment(person, record_id),
             type="issuance",
         )
         data = record.to_bytes()
         digest = hashlib.sha256(data).digest()
         r = m.requests.c
-        key = (r.requester == requester, r.request_id == document_id)
+        key = (r.requester == requester, r.request_id == record_id)
         with self.engine.connect() as conn:
             row = conn.execute(select(r.request_digest, r.leaf_index).where(*key)).first()
         if row is None:
@@ -541,7 +547,7 @@ class NetworkService:
                     conn.execute(
                         m.requests.insert().values(
                             requester=requester,
-                            request_id=document_id,
+                            request_id=record_id,
                             request_digest=digest,
                             at=record.at.astimezone(dt.UTC),
                             person=person,
@@ -562,7 +568,7 @@ class NetworkService:
                 if row is None:
                     raise
             else:
-                return self._log(requester, document_id, data, search=False)[0]
+                return self._log(requester, record_id, data, search=False)[0]
         if bytes(row.request_digest) != digest:
             raise ConflictError(
                 "network.request_id_reused",
@@ -572,7 +578,7 @@ class NetworkService:
             )
         if row.leaf_index is not None:
             return int(row.leaf_index)
-        return self._log(requester, document_id, data)[0]
+        return self._log(requester, record_id, data)[0]
 
     def before_records(self, hook: Callable[[], object]) -> None:
         """Run `hook` before a person's records are read (another role's reconcile: whatever

@@ -32,12 +32,31 @@ from .bench_query import BareRun, Tally
 from .common import Result, err, progress
 from .data import Claim
 
-__all__ = ["HttpRun", "http_results", "run_http"]
+__all__ = ["HttpRun", "http_results", "run_http", "server_cpu_seconds"]
 
 TARGET_QPS = 1000.0
 _T = TypeVar("_T")
 HOST = "127.0.0.1"
 _LIVE: set[subprocess.Popen[bytes]] = set()
+_GROUPS: dict[str, int] = {}  # base URL → the server's process group (its session)
+
+
+def server_cpu_seconds(base: str) -> float:
+    """CPU time (user + system) so far of every live process of the server at `base` — the
+    supervisor and its workers (they share its session) — from /proc."""
+    group = _GROUPS[base]
+    ticks = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[3]) == group:  # session id (field 6 of stat; 4 after the name)
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -123,8 +142,10 @@ def running_server(
         try:
             _wait_ready(proc, base, log_path, ready_timeout)
             token = (data_dir / "demo-token").read_text().strip()
+            _GROUPS[base] = proc.pid
             yield base, token
         finally:
+            _GROUPS.pop(base, None)
             _stop(proc)
 
 

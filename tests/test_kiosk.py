@@ -420,6 +420,41 @@ def test_the_kiosk_gets_through_a_flaky_network(
     assert not (tmp_path / "b.pdf").exists() and fees(platform) == 1
 
 
+def test_a_busy_database_is_a_503_the_kiosk_retries(
+    platform: Platform,
+    clock: FixedClock,
+    base_url: str,
+    kiosk_token: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL out of connections (found under load: "too many clients") is 503
+    server.busy with Retry-After, in both languages, never a 500; the kiosk tries again."""
+    from sqlalchemy.exc import OperationalError
+
+    real = platform.kiosk.open_session
+    failures = [2]
+
+    def busy(kiosk_id: str) -> Any:
+        if failures[0]:
+            failures[0] -= 1
+            raise OperationalError("connect", {}, Exception("sorry, too many clients already"))
+        return real(kiosk_id)
+
+    monkeypatch.setattr(platform.kiosk, "open_session", busy)
+    r = httpx.post(
+        f"{base_url}/api/kiosk/sessions",
+        json={"kiosk_id": "kiosk-T1"},
+        headers={"Authorization": f"Bearer {kiosk_token}", "Accept-Language": "en"},
+    )
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1", r.text
+    assert r.json()["code"] == "server.busy" and "nothing was changed" in r.json()["detail"]
+    _, chip = holder(platform, clock)
+    with client(platform, base_url, kiosk_token, clock) as k:
+        printed = k.run(chip, AUTH_PIN, RESIDENCE, tmp_path / "a.pdf")
+    assert printed is not None and failures == [0] and fees(platform) == 1
+
+
 def test_the_kiosk_cli_prints(
     platform: Platform, clock: FixedClock, base_url: str, kiosk_token: str, tmp_path: Path
 ) -> None:

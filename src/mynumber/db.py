@@ -71,10 +71,15 @@ def make_engine(url: str, role: str) -> Engine:
         with boot.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{role}"'))
         boot.dispose()
+        # At most 8 connections per role per process (6 roles): two server workers stay under
+        # PostgreSQL's default 100 connections with room for a second server or a CLI. A
+        # request that finds none free waits for one (pool_timeout) rather than opening more;
+        # past that it is a 503 server.busy, and the same request again is safe.
         engine = create_engine(
             url,
-            pool_size=10,
-            max_overflow=20,
+            pool_size=4,
+            max_overflow=4,
+            pool_timeout=30,
             connect_args={"options": f"-csearch_path={role}"},
         )
     from mynumber.migrations import upgrade

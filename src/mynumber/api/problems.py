@@ -9,6 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mynumber.errors import MynumberError
@@ -64,7 +66,13 @@ def _respond(
     body = err.problem(language(request), instance=request.url.path)
     if extra:
         body.update(extra)
-    headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+    headers = (
+        {"WWW-Authenticate": "Bearer"}
+        if err.status == 401
+        else {"Retry-After": "1"}
+        if err.status == 503
+        else None
+    )
     return JSONResponse(body, status_code=err.status, media_type=MEDIA, headers=headers)
 
 
@@ -133,6 +141,23 @@ def install_problem_handlers(app: FastAPI) -> None:
             ("request.error", "The request failed.", "要求を処理できませんでした。"),
         )
         return _respond(request, MynumberError(code, en, ja, status=exc.status_code))
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        # The database refused a connection (too many clients, restarting), none was free in
+        # the pool in time, or it gave up on a lock: the transaction rolled back, and the same
+        # request again is the remedy. 503 with Retry-After, not 500.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                    type(exc).__name__)  # fmt: skip
+        err = MynumberError(
+            "server.busy",
+            "The database is busy or unavailable; nothing was changed. Try again.",
+            "データベースが混み合っているか利用できません。変更は行われていません。再度お試しください。",
+            status=503,
+        )
+        return _respond(request, err)
+
+    app.add_exception_handler(OperationalError, _database)
+    app.add_exception_handler(PoolTimeoutError, _database)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -126,8 +126,9 @@ class KioskClient:
                     error=type(exc).__name__,
                 ) from None
             ours = "problem+json" in response.headers.get("content-type", "")
-            if response.status_code >= 500 and not ours and not last:
-                continue  # a worker died mid-request, a proxy said 502: the same again
+            transient = response.status_code == 503 or (response.status_code >= 500 and not ours)
+            if transient and not last:
+                continue  # a worker died mid-request, a proxy said 502, the centre is busy
             if response.status_code >= 400:
                 raise self._refusal(response)
             return response

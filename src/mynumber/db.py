@@ -6,6 +6,7 @@ another role's engine.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -16,7 +17,23 @@ from sqlalchemy import LargeBinary, Table, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["SQLITE_CACHE_KIB", "bulk_insert", "is_postgres", "make_engine", "writing"]
+__all__ = [
+    "SQLITE_CACHE_KIB",
+    "bulk_insert",
+    "is_postgres",
+    "make_engine",
+    "stored_utc",
+    "writing",
+]
+
+
+def stored_utc(value: dt.datetime | str) -> dt.datetime:
+    """A stored time as an aware UTC datetime: SQLite hands back the UTC wall time, naive (or,
+    through some paths, its ISO text); PostgreSQL an aware time in the session's zone."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
 
 SQLITE_CACHE_KIB = 131072  # 128 MiB of page cache per connection
 

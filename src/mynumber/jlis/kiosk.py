@@ -29,11 +29,11 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 
 from mynumber.clock import Clock
-from mynumber.db import writing
+from mynumber.db import stored_utc, writing
 from mynumber.documents.issue import Issued, IssueRequest
 from mynumber.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from mynumber.jlis import models as m
-from mynumber.jlis.pki import PkiService, serial_hex, stored_utc
+from mynumber.jlis.pki import PkiService, serial_hex
 from mynumber.kiosk.protocol import KIOSK_ID, KioskOrder, card_fingerprint, statement_digest
 from mynumber.relying.ocsp_client import LocalStatusSource
 from mynumber.relying.verify import Trust, verify_authentication

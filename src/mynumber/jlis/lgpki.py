@@ -19,11 +19,11 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
 from mynumber.clock import Clock
-from mynumber.db import writing
+from mynumber.db import stored_utc, writing
 from mynumber.errors import NotFoundError
 from mynumber.jlis import models as m
 from mynumber.jlis.ca import CertificateAuthority, RevocationEntry
-from mynumber.jlis.pki import serial_hex, stored_utc
+from mynumber.jlis.pki import serial_hex
 from mynumber.keystore import Keystore, file_lock
 
 __all__ = ["ORGANISATION", "OrganisationAuthority"]

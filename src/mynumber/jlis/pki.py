@@ -43,7 +43,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from mynumber.clock import Clock
-from mynumber.db import read_once, writing
+from mynumber.db import read_once, stored_utc, writing
 from mynumber.jlis import models as m
 from mynumber.jlis.ca import (
     REVOCATION_REASONS,
@@ -129,11 +129,6 @@ def revocations_for(
 def serial_hex(serial: int) -> str:
     """The storage form of a serial number: upper-case hex, zero-padded to 40 digits."""
     return f"{serial:040X}"
-
-
-def stored_utc(at: dt.datetime) -> dt.datetime:
-    """A stored time as an aware UTC datetime (SQLite returns the UTC wall time, naive)."""
-    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
 
 
 def _utc(at: dt.datetime) -> dt.datetime:

@@ -43,7 +43,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from mynumber.clock import Clock
-from mynumber.db import writing
+from mynumber.db import stored_utc, writing
 from mynumber.errors import MynumberError
 from mynumber.idempotency import IdempotentRunner
 from mynumber.jlis import models as m
@@ -131,10 +131,6 @@ def verifier_error(
     return MynumberError(code, en, ja, field=field, status=status, extra=extra)
 
 
-def _aware(at: dt.datetime) -> dt.datetime:
-    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
-
-
 @dataclass(frozen=True, slots=True)
 class Verifier:
     id: str
@@ -191,7 +187,7 @@ class VerifierService:
         if not 1 <= len(name) <= 200 or any(unicodedata.category(c)[0] == "C" for c in name):
             raise verifier_error("verifier.name", field="name")
         verifier = Verifier(
-            "vf_" + secrets.token_hex(8), name, chosen, _aware(self._clock.now()), True
+            "vf_" + secrets.token_hex(8), name, chosen, stored_utc(self._clock.now()), True
         )
         with writing(self.engine) as conn:
             conn.execute(
@@ -215,7 +211,7 @@ class VerifierService:
             row.id,
             row.name,
             frozenset(row.kinds.split(",")),
-            _aware(row.registered_at),
+            stored_utc(row.registered_at),
             bool(row.active),
         )
 
@@ -318,7 +314,7 @@ class VerifierService:
                 granted_at=statement.time,
                 expires_at=statement.time + CONSENT_VALIDITY,
                 used=True,
-                provided_at=_aware(now),
+                provided_at=stored_utc(now),
             )
         )
 

@@ -41,7 +41,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
 from mynumber.clock import JST, Clock
-from mynumber.db import writing
+from mynumber.db import stored_utc, writing
 from mynumber.documents.content import (
     DocumentContent,
     DocumentKind,
@@ -252,7 +252,7 @@ class IssuanceService:
             self._log.record_issuance(
                 document_id=document_id,
                 member=member,
-                at=_utc(issued_at).replace(microsecond=0),
+                at=stored_utc(issued_at).replace(microsecond=0),
                 # a kiosk by its id; the counter by its municipality (a clerk is not named)
                 requester=requester if channel == "kiosk" else municipality_code,
                 provider=municipality_code,
@@ -817,17 +817,5 @@ def _name(row: Row[Any]) -> str:
     return f"{row.family_name} {row.given_name}"
 
 
-def _utc(value: Any) -> dt.datetime:
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    if value.tzinfo is None:  # SQLite keeps the UTC wall time
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)  # type: ignore[no-any-return]
-
-
 def _iso(value: Any) -> str:
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return str(value.astimezone(JST).isoformat())
+    return stored_utc(value).astimezone(JST).isoformat()

@@ -42,7 +42,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine, Row
 
 from mynumber.clock import Clock
-from mynumber.db import is_postgres, writing
+from mynumber.db import is_postgres, stored_utc, writing
 from mynumber.idempotency import IdempotentRunner
 from mynumber.jlis.pki import PkiService
 from mynumber.jlis.service import JlisService
@@ -74,14 +74,6 @@ class AccountChallenge:
 
 def _utc(at: dt.datetime) -> dt.datetime:
     return at.astimezone(dt.UTC)
-
-
-def _aware(value: Any) -> dt.datetime:
-    """A stored time as an aware UTC datetime (SQLite hands them back naive)."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    assert isinstance(value, dt.datetime)
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _digest(data: bytes) -> str:
@@ -356,7 +348,7 @@ class PortalService:
             "holder_kana": row.holder_kana,
             "state": row.state,
             "notes": _split(row.notes),
-            "registered_at": _aware(row.registered_at).isoformat(),
+            "registered_at": stored_utc(row.registered_at).isoformat(),
             "certificate_serial": row.certificate_serial,
             "seq": int(row.seq),
         }
@@ -380,7 +372,7 @@ class PortalService:
                 {
                     "seq": int(ev.seq),
                     "kind": ev.kind,
-                    "occurred_at": _aware(ev.occurred_at).isoformat(),
+                    "occurred_at": stored_utc(ev.occurred_at).isoformat(),
                     "detail": json.loads(ev.detail),
                 }
                 for ev in events
@@ -400,10 +392,12 @@ class PortalService:
             "reasons": _split(row.reasons),
             "shared_with": json.loads(row.shared_with),
             "state": row.state,
-            "created_at": _aware(row.created_at).isoformat(),
+            "created_at": stored_utc(row.created_at).isoformat(),
             "decided_by": row.decided_by,
             "justification": row.justification,
-            "decided_at": None if row.decided_at is None else _aware(row.decided_at).isoformat(),
+            "decided_at": None
+            if row.decided_at is None
+            else stored_utc(row.decided_at).isoformat(),
         }
 
     def reviews(self, state: str = "open", limit: int = 50, offset: int = 0) -> dict[str, Any]:

@@ -215,7 +215,8 @@ def kiosk_results(run: KioskRun) -> list[Result]:
         per_doc = run.server_cpu / run.documents
         notes.append(
             f"server CPU {per_doc * 1000:,.1f} ms a document (supervisor and workers, not "
-            "PostgreSQL's; the kiosks' own PIN, signature and PDF checks excluded): {2 / per_doc:,.0f} docs/s "
+            "PostgreSQL's; the kiosks' own PIN, signature and PDF checks excluded): "
+            f"{2 / per_doc:,.0f} docs/s "
             "on 2 cores with the kiosks elsewhere"
         )
     if run.refused:

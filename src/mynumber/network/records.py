@@ -14,12 +14,14 @@
      "reason": "<refusal code>" | null, "subject": "<hex commitment>" | null}
 
 **Issuance record** (a certificate issued by a municipality, DESIGN I6), the same members with
-``"type": "issuance"``: ``request_id`` is the document id, ``requester`` the kiosk id (kiosk) or
+``"type": "issuance"``, one for each person the document shows: ``request_id`` is the document
+id for its subject and ``DOCUMENT_ID-n`` for the n-th other household member printed, ``requester``
+the kiosk id (kiosk) or
 the issuing municipality's code (counter: the operator is not named), ``task``
 ``certificate_issuance``, ``provider`` the municipality code, ``item`` the document kind,
 ``basis`` the statute (``juki_act_12``: 住民基本台帳法12条; ``seal_ordinance``: the
 municipality's 印鑑条例), ``outcome`` ``provided``, ``reason`` null, and the subject commitment
-of the person the document is about. Never a name, resident code or number.
+of the person the record is about. Never a name, resident code or number.
 
 All are canonical JSON (keys sorted, no spaces, UTF-8), so the same content is always the same
 bytes: what the agency signed is what the network checks, and what the log holds is what a

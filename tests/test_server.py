@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 HOST = "127.0.0.1"
 MUNI = "131041"  # the municipality `serve --seed-residents` creates (東京都新宿区)
 M = f"/api/municipality/municipalities/{MUNI}"
-STARTUP_SECONDS = 300  # a loaded CI machine seeding 100 cards takes its time
+STARTUP_SECONDS = 600  # a loaded CI machine seeding 100 cards takes its time
 REQUEST_TIMEOUT = 60.0
 
 
@@ -134,6 +134,10 @@ def start(
             if proc.poll() is not None:
                 pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
             if time.monotonic() > deadline:
+                # what each process is waiting on: every thread's stack, into the log
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGUSR1)
+                time.sleep(2)
                 pytest.fail(f"server not healthy after {STARTUP_SECONDS} s:\n{log.read_text()}")
             try:
                 r = httpx.get(f"{base_url}/healthz", timeout=2, trust_env=False)
@@ -371,3 +375,31 @@ def test_a_worker_killed_mid_burst(server: Server) -> None:
     assert everyone["total"] == 264
     assert all(x["individual_number"] for x in everyone["items"]), "a resident without a number"
     assert_clean_log(server, numbers.values())
+
+
+def test_usr1_dumps_every_stack_and_the_server_goes_on(server: Server) -> None:
+    """`kill -USR1` (what a stuck start-up gets from `start`) writes each thread's stack of the
+    supervisor and of every worker to the log; nothing stops."""
+    pids = [server.proc.pid, *server.workers()]
+
+    def catches_usr1(pid: int) -> bool:  # SigCgt: the handler is in (a worker still importing
+        # has the default action, which is to terminate)
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = int(next(x for x in status.splitlines() if x.startswith("SigCgt:")).split()[1], 16)
+        return bool(caught & (1 << (signal.SIGUSR1 - 1)))
+
+    _wait_for(lambda: all(catches_usr1(p) for p in pids), 60, "SIGUSR1 handlers")
+    before = server.log.read_text(errors="replace").count("most recent call first")
+    for pid in pids:
+        os.kill(pid, signal.SIGUSR1)
+    _wait_for(
+        lambda: (
+            server.log.read_text(errors="replace").count("most recent call first")
+            >= before + len(pids)
+        ),
+        30,
+        "a stack dump from each process",
+    )
+    with server.client() as c:
+        assert c.get("/healthz").status_code == 200
+    assert server.proc.poll() is None and len(server.workers()) == len(pids) - 1

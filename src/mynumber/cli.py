@@ -455,8 +455,14 @@ def serve(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Start the HTTP server (API, OpenAPI docs, landing page)."""
+    """Start the HTTP server (API, OpenAPI docs, landing page). `kill -USR1` on it or a worker
+    writes every thread's stack to the log."""
+    import faulthandler
+    import signal
+
     import uvicorn
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     from mynumber.api.auth import SCOPES, TokenStore
 

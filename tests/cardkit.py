@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,3 +75,11 @@ def active_card(p: Platform, rc: str) -> Card:
     card = p.cards.apply(rc, channel="paper", operator=STAFF).card
     p.cards.produce(card.card_id, operator="factory")
     return p.cards.hand_over(card.card_id, DOCS, AUTH_PIN, SIG_PIN, operator=STAFF).card
+
+
+def assert_hidden(text: str, *secrets: str) -> None:
+    """None of `secrets` (PINs) appears in `text` as a token of its own. A 4-digit PIN inside a
+    resident code or a hex chip id is not a leak (CI once "found" 2719 in 62719852160)."""
+    for secret in secrets:
+        pattern = rf"(?<![0-9A-Za-z]){re.escape(secret)}(?![0-9A-Za-z])"
+        assert re.search(pattern, text) is None, "a PIN appears in the output"

@@ -113,3 +113,26 @@ def platform(settings: Settings, clock: FixedClock) -> Iterator[Platform]:
         yield p
     finally:
         p.close()
+
+
+# -- kiosk tests over real HTTP ------------------------------------------------------------------
+
+
+@pytest.fixture
+def kiosk_token(settings: Settings) -> str:
+    """A token of the kiosk operator "kiosk" (kiosk ids kiosk and kiosk-*)."""
+    from mynumber.api.auth import TokenStore
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return TokenStore(settings.data_dir / "tokens.json").create(
+        "kiosk", ["kiosk:issue"], kiosk_operator="kiosk"
+    )
+
+
+@pytest.fixture
+def base_url(platform: Platform) -> Iterator[str]:
+    """The platform served over real HTTP (a thread of this process)."""
+    from relykit import serve
+
+    with serve(platform) as url:
+        yield url

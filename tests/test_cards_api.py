@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cardkit import FAST_KDF, fast_chips, register  # noqa: F401
+from cardkit import FAST_KDF, assert_hidden, fast_chips, register  # noqa: F401
 from mynumber.api.app import create_app
 from mynumber.api.auth import TokenStore
 from mynumber.jlis.ocsp import OcspStatus
@@ -81,7 +81,7 @@ def test_lifecycle_over_http(platform: Platform, desk: Desk) -> None:
     rc = register(platform)
     card = handed_over(desk, rc)
     assert card["state"] == "active" and card["face"]["name"] == "髙橋 一郎"
-    assert AUTH_PIN not in str(card) and SIG_PIN not in str(card)
+    assert_hidden(str(card), AUTH_PIN, SIG_PIN)
     card_id = card["card_id"]
     # Only the loss line suspends.
     problem(desk.post(f"/{card_id}/suspension"), 403, "auth.scope")

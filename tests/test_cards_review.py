@@ -19,6 +19,7 @@ from cardkit import (
     SIG_PIN,
     STAFF,
     active_card,
+    assert_hidden,
     change,
     fast_chips,  # noqa: F401  (fixture)
     register,
@@ -84,8 +85,7 @@ def test_no_pin_in_stored_records_or_logs(
             for row in conn.execute(select(table))
         ]
     text = "\n".join(stored) + caplog.text
-    for pin in (AUTH_PIN, SIG_PIN, NEW_PIN):
-        assert pin not in text
+    assert_hidden(text, AUTH_PIN, SIG_PIN, NEW_PIN)
 
 
 def test_hand_over_writes_the_face_the_register_holds_at_commit(

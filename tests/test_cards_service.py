@@ -18,6 +18,7 @@ from cardkit import (
     SIG_PIN,
     STAFF,
     active_card,
+    assert_hidden,
     change,
     fast_chips,  # noqa: F401  (fixture)
     register,
@@ -101,7 +102,7 @@ def test_apply_produce_hand_over(platform: Platform, clock: FixedClock) -> None:
         ("produce", "applied", "produced"),
         ("hand_over", "produced", "active"),
     ]
-    assert AUTH_PIN not in str(events) and SIG_PIN not in str(events)
+    assert_hidden(str(events), AUTH_PIN, SIG_PIN)
     assert events[2]["detail"]["identity_check"] == "photo_id"
     assert p.cards.counts() == {"active": 1}
     assert [c.card_id for c in p.cards.cards_of(rc)] == [done.card_id]
@@ -525,3 +526,12 @@ def test_orphan_chip_files_are_swept(platform: Platform, clock: FixedClock) -> N
     assert p.cards.sweep_orphan_chips() == []  # too young: maybe still in flight
     assert p.cards.sweep_orphan_chips(dt.timedelta(0)) == ["STRAY0000000001"]
     assert p.cards.chips.chip_ids() == [card.chip_id]
+
+
+def test_a_pin_is_found_as_itself_not_inside_a_code() -> None:
+    """The leak check the card tests use: a PIN standing alone is a leak; the same digits
+    inside a resident code or a hex chip id are not (CI once failed on 62719852160)."""
+    assert_hidden("resident 62719852160, chip 470BA2719E669A", "2719")
+    for leaked in ('{"pin": "2719"}', "PIN 2719 entered", "2719"):
+        with pytest.raises(AssertionError):
+            assert_hidden(leaked, "2719")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cardkit import fast_chips, register  # noqa: F401
+from cardkit import assert_hidden, fast_chips, register  # noqa: F401
 from conftest import MUNI
 from mynumber.card import KeyKind
 from mynumber.cli import app
@@ -68,7 +68,8 @@ def test_card_commands(data_dir: Path) -> None:
     pins = {"MYNUMBER_AUTH_PIN": AUTH_PIN, "MYNUMBER_SIGNATURE_PIN": SIG_PIN}
     r = run(data_dir, "hand-over", card_id, "--document", "passport", env=pins)
     assert r.exit_code == 0, r.output
-    assert "active" in r.output and AUTH_PIN not in r.output and SIG_PIN not in r.output
+    assert "active" in r.output
+    assert_hidden(r.output, AUTH_PIN, SIG_PIN)
     r = run(data_dir, "show", card_id, "--events")
     assert r.exit_code == 0 and "hand_over" in r.output and "counter-07" in r.output
     r = run(data_dir, "list", "--state", "active")
@@ -104,7 +105,7 @@ def test_pins_from_a_hidden_prompt(data_dir: Path) -> None:
     typed = f"{AUTH_PIN}\n{AUTH_PIN}\n{SIG_PIN}\n{SIG_PIN}\n"
     r = run(data_dir, "hand-over", card.card_id, "--document", "passport", input=typed)
     assert r.exit_code == 0, r.output
-    assert AUTH_PIN not in r.output and SIG_PIN not in r.output
+    assert_hidden(r.output, AUTH_PIN, SIG_PIN)
     with _Closing(platform_at(data_dir)) as p:
         chip = p.cards.chips.load(p.cards.get(card.card_id).chip_id or "", p.clock)
         chip.verify_pin(KeyKind.SIGNATURE, SIG_PIN)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,7 @@ from sqlalchemy import select
 
 from cardkit import AUTH_PIN, active_card, fast_chips, register  # noqa: F401
 from conftest import MUNI
-from mynumber.api.auth import TokenStore
 from mynumber.clock import FixedClock
-from mynumber.config import Settings
 from mynumber.documents.content import DocumentKind
 from mynumber.documents.issue import IssueRequest
 from mynumber.kiosk.client import KioskClient
@@ -29,7 +26,6 @@ from mynumber.ledger.bundle import check_bundle
 from mynumber.municipality import models as mm
 from mynumber.network.records import AccessRecord
 from mynumber.platform import Platform
-from relykit import serve
 from sealkit import PNG
 
 
@@ -259,20 +255,6 @@ def test_issuances_before_the_log_are_recorded_by_the_first_reconcile(
 
 
 # -- a real kiosk, over HTTP ------------------------------------------------------------------
-
-
-@pytest.fixture
-def kiosk_token(settings: Settings) -> str:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return TokenStore(settings.data_dir / "tokens.json").create(
-        "kiosk", ["kiosk:issue"], kiosk_operator="kiosk"
-    )
-
-
-@pytest.fixture
-def base_url(platform: Platform) -> Iterator[str]:
-    with serve(platform) as url:
-        yield url
 
 
 @pytest.mark.usefixtures("fast_chips")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ from mynumber.kiosk.client import KioskClient
 from mynumber.kiosk.protocol import KioskOrder, check_for_print, statement_digest
 from mynumber.municipality import models as mm
 from mynumber.platform import Platform
-from relykit import serve
 from sealkit import PNG
 
 pytestmark = pytest.mark.usefixtures("fast_chips")
@@ -49,20 +47,6 @@ def holder(p: Platform, clock: FixedClock, *, seal: bool = True, **items: str) -
     clock.advance(dt.timedelta(days=1))
     assert card.chip_id is not None
     return rc, p.cards.chips.load(card.chip_id, clock)
-
-
-@pytest.fixture
-def kiosk_token(settings: Settings) -> str:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return TokenStore(settings.data_dir / "tokens.json").create(
-        "kiosk", ["kiosk:issue"], kiosk_operator="kiosk"
-    )
-
-
-@pytest.fixture
-def base_url(platform: Platform) -> Iterator[str]:
-    with serve(platform) as url:
-        yield url
 
 
 def client(p: Platform, base: str, token: str, clock: FixedClock, **kw: Any) -> KioskClient:

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from cardkit import assert_hidden
 from conftest import MUNI
 from mynumber.api.app import create_app
 from mynumber.api.auth import TokenStore
@@ -211,7 +212,7 @@ def test_bank_ekyc_from_the_command_line(
         env={"MYNUMBER_SIGNATURE_PIN": SIG_PIN},
     )
     assert signed.exit_code == 0, signed.output
-    assert SIG_PIN not in signed.output
+    assert_hidden(signed.output, SIG_PIN)
     cert = tmp_path / "application.sig.cert.pem"
     assert cert.read_bytes() == holder.signature_cert.public_bytes(serialization.Encoding.PEM)
 

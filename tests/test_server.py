@@ -380,15 +380,22 @@ def test_a_worker_killed_mid_burst(server: Server) -> None:
 def test_usr1_dumps_every_stack_and_the_server_goes_on(server: Server) -> None:
     """`kill -USR1` (what a stuck start-up gets from `start`) writes each thread's stack of the
     supervisor and of every worker to the log; nothing stops."""
-    pids = [server.proc.pid, *server.workers()]
 
     def catches_usr1(pid: int) -> bool:  # SigCgt: the handler is in (a worker still importing
         # has the default action, which is to terminate)
-        status = Path(f"/proc/{pid}/status").read_text()
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return False
         caught = int(next(x for x in status.splitlines() if x.startswith("SigCgt:")).split()[1], 16)
         return bool(caught & (1 << (signal.SIGUSR1 - 1)))
 
-    _wait_for(lambda: all(catches_usr1(p) for p in pids), 60, "SIGUSR1 handlers")
+    def ready() -> bool:
+        current = [server.proc.pid, *server.workers()]
+        return len(current) == 3 and all(catches_usr1(p) for p in current)
+
+    _wait_for(ready, 120, "SIGUSR1 handlers")
+    pids = [server.proc.pid, *server.workers()]
     before = server.log.read_text(errors="replace").count("most recent call first")
     for pid in pids:
         os.kill(pid, signal.SIGUSR1)

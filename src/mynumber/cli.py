@@ -431,6 +431,10 @@ def sync(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
 # -- the server ------------------------------------------------------------------------------
 
 
+WORKER_HEALTHCHECK_SECONDS = 60
+"""How long a server worker may leave its supervisor's ping unanswered before it is deemed hung."""
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
@@ -534,6 +538,10 @@ def serve(
         workers=workers,
         factory=False,
         log_level="warning",
+        # uvicorn kills a worker that does not answer its supervisor's ping in time. Its
+        # default, 5 s, is less than a worker building the platform on a loaded 2-core machine
+        # may need: it was killed and restarted over and over, silently, and never served (CI).
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
 
 
